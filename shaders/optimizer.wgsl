@@ -1,0 +1,73 @@
+// Optimizers, updating parameters in place over params[p_off .. p_off + len].
+// The step t = counters[1] + 1 is read on the GPU so several steps can share one submit.
+//
+// adam_update, style 0 (Keras):  m ← β1 m + (1−β1) g;  v ← β2 v + (1−β2) g²
+//                                 α = lr·√(1−β2ᵗ)/(1−β1ᵗ);  p ← p − α·m/(√v + ε)
+//              style 1 (PyTorch): p ← p − (lr/(1−β1ᵗ))·m / (√v/√(1−β2ᵗ) + ε)
+// sgd_update (Keras form):        u ← μ·u − lr·g;  p ← p + u
+// CPU twin: src/cpu/optimizer.rs.
+
+struct AdamArgs {
+    len: u32,
+    p_off: u32,
+    style: u32,
+    _pad: u32,
+    lr: f32,
+    beta1: f32,
+    beta2: f32,
+    eps: f32,
+}
+
+@group(0) @binding(0) var<uniform> ad: AdamArgs;
+@group(0) @binding(1) var<storage, read> ad_grad: array<f32>;
+@group(0) @binding(2) var<storage, read> ad_counters: array<u32>;
+@group(0) @binding(3) var<storage, read_write> ad_p: array<f32>;
+@group(0) @binding(4) var<storage, read_write> ad_m: array<f32>;
+@group(0) @binding(5) var<storage, read_write> ad_v: array<f32>;
+
+@compute @workgroup_size(256)
+fn adam_update(@builtin(workgroup_id) wid: vec3<u32>,
+               @builtin(num_workgroups) nwg: vec3<u32>,
+               @builtin(local_invocation_id) lid: vec3<u32>) {
+    let i = (wid.x + wid.y * nwg.x) * 256u + lid.x;
+    if (i >= ad.len) { return; }
+    let at = ad.p_off + i;
+    let t = f32(ad_counters[1] + 1u);
+    let g = ad_grad[at];
+    let m = ad.beta1 * ad_m[at] + (1.0 - ad.beta1) * g;
+    let v = ad.beta2 * ad_v[at] + (1.0 - ad.beta2) * g * g;
+    ad_m[at] = m;
+    ad_v[at] = v;
+    let bc1 = 1.0 - pow(ad.beta1, t);
+    let bc2 = 1.0 - pow(ad.beta2, t);
+    if (ad.style == 0u) {
+        let alpha = ad.lr * sqrt(bc2) / bc1;
+        ad_p[at] -= alpha * m / (sqrt(v) + ad.eps);
+    } else {
+        ad_p[at] -= (ad.lr / bc1) * m / (sqrt(v) / sqrt(bc2) + ad.eps);
+    }
+}
+
+struct SgdArgs {
+    len: u32,
+    p_off: u32,
+    lr: f32,
+    momentum: f32,
+}
+
+@group(0) @binding(0) var<uniform> sg: SgdArgs;
+@group(0) @binding(1) var<storage, read> sg_grad: array<f32>;
+@group(0) @binding(2) var<storage, read_write> sg_p: array<f32>;
+@group(0) @binding(3) var<storage, read_write> sg_u: array<f32>;
+
+@compute @workgroup_size(256)
+fn sgd_update(@builtin(workgroup_id) wid: vec3<u32>,
+              @builtin(num_workgroups) nwg: vec3<u32>,
+              @builtin(local_invocation_id) lid: vec3<u32>) {
+    let i = (wid.x + wid.y * nwg.x) * 256u + lid.x;
+    if (i >= sg.len) { return; }
+    let at = sg.p_off + i;
+    let u = sg.momentum * sg_u[at] - sg.lr * sg_grad[at];
+    sg_u[at] = u;
+    sg_p[at] += u;
+}

@@ -1,0 +1,76 @@
+//! CPU twin of shaders/loss.wgsl: per-row masked losses and raw gradients.
+//!
+//! z [N, C], label [N, C] (multiclass: [N, 1] class index), NaN = missing;
+//! dz [N, C] = d(element loss)/dz; stats [N, 2] = (loss sum, valid count).
+
+use crate::ops::LossArgs;
+
+/// BCE with logits, element-wise, stable form.
+pub fn bce(a: &LossArgs, z: &[f32], label: &[f32], dz: &mut [f32], stats: &mut [f32]) {
+    let c_n = a.outputs as usize;
+    for r in 0..a.rows as usize {
+        let (mut total, mut count) = (0.0f32, 0.0f32);
+        for c in 0..c_n {
+            let at = r * c_n + c;
+            let y = label[a.label_off as usize + at];
+            let mut g = 0.0;
+            if !y.is_nan() {
+                let v = z[a.z_off as usize + at];
+                total += v.max(0.0) - v * y + (1.0 + (-v.abs()).exp()).ln();
+                count += 1.0;
+                g = 1.0 / (1.0 + (-v).exp()) - y;
+            }
+            dz[a.dz_off as usize + at] = g;
+        }
+        stats[a.stats_off as usize + 2 * r] = total;
+        stats[a.stats_off as usize + 2 * r + 1] = count;
+    }
+}
+
+/// Softmax cross-entropy on class indices.
+pub fn softmax_ce(a: &LossArgs, z: &[f32], label: &[f32], dz: &mut [f32], stats: &mut [f32]) {
+    let c_n = a.outputs as usize;
+    for r in 0..a.rows as usize {
+        let zr = &z[a.z_off as usize + r * c_n..a.z_off as usize + (r + 1) * c_n];
+        let g = &mut dz[a.dz_off as usize + r * c_n..a.dz_off as usize + (r + 1) * c_n];
+        let y = label[a.label_off as usize + r];
+        let s0 = a.stats_off as usize + 2 * r;
+        if y.is_nan() || y < 0.0 || y as usize >= c_n {
+            g.fill(0.0);
+            stats[s0] = 0.0;
+            stats[s0 + 1] = 0.0;
+            continue;
+        }
+        let cls = y as usize;
+        let m = zr.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let s: f32 = zr.iter().map(|v| (v - m).exp()).sum();
+        let lse = m + s.ln();
+        for (c, gc) in g.iter_mut().enumerate() {
+            *gc = (zr[c] - lse).exp() - if c == cls { 1.0 } else { 0.0 };
+        }
+        stats[s0] = lse - zr[cls];
+        stats[s0 + 1] = 1.0;
+    }
+}
+
+/// Squared error, element-wise.
+pub fn mse(a: &LossArgs, z: &[f32], label: &[f32], dz: &mut [f32], stats: &mut [f32]) {
+    let c_n = a.outputs as usize;
+    for r in 0..a.rows as usize {
+        let (mut total, mut count) = (0.0f32, 0.0f32);
+        for c in 0..c_n {
+            let at = r * c_n + c;
+            let y = label[a.label_off as usize + at];
+            let mut g = 0.0;
+            if !y.is_nan() {
+                let d = z[a.z_off as usize + at] - y;
+                total += d * d;
+                count += 1.0;
+                g = 2.0 * d;
+            }
+            dz[a.dz_off as usize + at] = g;
+        }
+        stats[a.stats_off as usize + 2 * r] = total;
+        stats[a.stats_off as usize + 2 * r + 1] = count;
+    }
+}

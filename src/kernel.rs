@@ -1,0 +1,138 @@
+//! The one list of kernels. Each has one name in three places: the WGSL entry
+//! point (`dense_forward` in `shaders/dense.wgsl`), this enum's variant
+//! (`Kernel::DenseForward`) and its CPU twin (`cpu::dense::forward`).
+//! Adding a kernel = one WGSL function, one variant here (with its bindings),
+//! one CPU function, one parity case in `tests/parity.rs`.
+
+/// How a kernel binds one storage buffer. Binding 0 is always the uniform
+/// argument block; storage buffers follow at bindings 1, 2, … in this order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    Read,
+    ReadWrite,
+}
+
+use Access::{Read, ReadWrite};
+
+/// Every compute kernel tandem dispatches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Kernel {
+    DenseForward,
+    DenseBackwardInput,
+    DenseBackwardWeight,
+    ActivationForward,
+    ActivationBackward,
+    ConcatColumns,
+    SplitColumns,
+    LossBce,
+    LossSoftmaxCe,
+    LossMse,
+    MultitaskLossReduce,
+    LossGradScale,
+    AdamUpdate,
+    SgdUpdate,
+    BatchGather,
+    StepAdvance,
+}
+
+/// The WGSL sources, one per op family, embedded at compile time.
+pub const SHADER_FILES: &[(&str, &str)] = &[
+    ("dense.wgsl", include_str!("../shaders/dense.wgsl")),
+    ("activation.wgsl", include_str!("../shaders/activation.wgsl")),
+    ("concat.wgsl", include_str!("../shaders/concat.wgsl")),
+    ("loss.wgsl", include_str!("../shaders/loss.wgsl")),
+    ("multitask.wgsl", include_str!("../shaders/multitask.wgsl")),
+    ("optimizer.wgsl", include_str!("../shaders/optimizer.wgsl")),
+    ("gather.wgsl", include_str!("../shaders/gather.wgsl")),
+];
+
+impl Kernel {
+    /// All kernels, for registries and the coverage test.
+    pub const ALL: &'static [Kernel] = &[
+        Kernel::DenseForward,
+        Kernel::DenseBackwardInput,
+        Kernel::DenseBackwardWeight,
+        Kernel::ActivationForward,
+        Kernel::ActivationBackward,
+        Kernel::ConcatColumns,
+        Kernel::SplitColumns,
+        Kernel::LossBce,
+        Kernel::LossSoftmaxCe,
+        Kernel::LossMse,
+        Kernel::MultitaskLossReduce,
+        Kernel::LossGradScale,
+        Kernel::AdamUpdate,
+        Kernel::SgdUpdate,
+        Kernel::BatchGather,
+        Kernel::StepAdvance,
+    ];
+
+    /// The shader file holding this kernel's entry point.
+    pub fn file(self) -> &'static str {
+        match self {
+            Kernel::DenseForward | Kernel::DenseBackwardInput | Kernel::DenseBackwardWeight => {
+                "dense.wgsl"
+            }
+            Kernel::ActivationForward | Kernel::ActivationBackward => "activation.wgsl",
+            Kernel::ConcatColumns | Kernel::SplitColumns => "concat.wgsl",
+            Kernel::LossBce | Kernel::LossSoftmaxCe | Kernel::LossMse => "loss.wgsl",
+            Kernel::MultitaskLossReduce | Kernel::LossGradScale => "multitask.wgsl",
+            Kernel::AdamUpdate | Kernel::SgdUpdate => "optimizer.wgsl",
+            Kernel::BatchGather | Kernel::StepAdvance => "gather.wgsl",
+        }
+    }
+
+    /// The WGSL source of this kernel's file.
+    pub fn source(self) -> &'static str {
+        let file = self.file();
+        SHADER_FILES
+            .iter()
+            .find(|(name, _)| *name == file)
+            .map(|(_, src)| *src)
+            .expect("every kernel's file is in SHADER_FILES")
+    }
+
+    /// The WGSL entry point.
+    pub fn entry(self) -> &'static str {
+        match self {
+            Kernel::DenseForward => "dense_forward",
+            Kernel::DenseBackwardInput => "dense_backward_input",
+            Kernel::DenseBackwardWeight => "dense_backward_weight",
+            Kernel::ActivationForward => "activation_forward",
+            Kernel::ActivationBackward => "activation_backward",
+            Kernel::ConcatColumns => "concat_columns",
+            Kernel::SplitColumns => "split_columns",
+            Kernel::LossBce => "loss_bce",
+            Kernel::LossSoftmaxCe => "loss_softmax_ce",
+            Kernel::LossMse => "loss_mse",
+            Kernel::MultitaskLossReduce => "multitask_loss_reduce",
+            Kernel::LossGradScale => "loss_grad_scale",
+            Kernel::AdamUpdate => "adam_update",
+            Kernel::SgdUpdate => "sgd_update",
+            Kernel::BatchGather => "batch_gather",
+            Kernel::StepAdvance => "step_advance",
+        }
+    }
+
+    /// Storage bindings after the uniform block, in binding order.
+    pub fn bindings(self) -> &'static [Access] {
+        match self {
+            Kernel::DenseForward => &[Read, Read, ReadWrite],
+            Kernel::DenseBackwardInput | Kernel::DenseBackwardWeight => {
+                &[Read, Read, Read, ReadWrite]
+            }
+            Kernel::ActivationForward => &[Read, ReadWrite],
+            Kernel::ActivationBackward => &[Read, Read, ReadWrite],
+            Kernel::ConcatColumns | Kernel::SplitColumns => &[Read, ReadWrite],
+            Kernel::LossBce | Kernel::LossSoftmaxCe | Kernel::LossMse => {
+                &[Read, Read, ReadWrite, ReadWrite]
+            }
+            Kernel::MultitaskLossReduce => &[Read, Read, Read, ReadWrite, ReadWrite],
+            Kernel::LossGradScale => &[Read, ReadWrite],
+            Kernel::AdamUpdate => &[Read, Read, ReadWrite, ReadWrite, ReadWrite],
+            Kernel::SgdUpdate => &[Read, ReadWrite, ReadWrite],
+            Kernel::BatchGather => &[Read, Read, Read, ReadWrite],
+            Kernel::StepAdvance => &[ReadWrite],
+        }
+    }
+}

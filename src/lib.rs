@@ -1,0 +1,24 @@
+//! # tandem
+//!
+//! Multi-task models and ensembles of collaborating models, trained through
+//! WGSL compute shaders on any GPU wgpu reaches (Vulkan, Metal, DX12, GL), with
+//! a CPU reference for every kernel.
+//!
+//! Shape letters used in comments throughout: N batch rows, I inputs,
+//! O outputs, C classes/outputs of a task, T tasks, E experts, M members.
+//!
+//! Layout: `kernel` (the list of kernels), `ops` (one kernel invocation),
+//! `cpu` (reference twins, same stems as `shaders/`), `gpu` (wgpu host),
+//! `backend` (the trait both implement).
+
+pub mod backend;
+pub mod cpu;
+pub mod error;
+pub mod gpu;
+pub mod io;
+pub mod kernel;
+pub mod model;
+pub mod ops;
+
+pub use backend::{Backend, Counters, ProgramId};
+pub use error::{Error, Result};

@@ -1,0 +1,2 @@
+//! Model description, parameters and the training graph.
+pub mod spec;

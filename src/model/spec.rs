@@ -1,0 +1,74 @@
+//! The model description: what a config's `[model]` and `[[tasks]]` say,
+//! validated and ready to build parameters and a training graph from.
+
+use serde::{Deserialize, Serialize};
+
+/// Element-wise activation applied after a dense layer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Activation {
+    #[default]
+    Identity,
+    Relu,
+    Tanh,
+    Sigmoid,
+}
+
+impl Activation {
+    /// The code shared with the WGSL shaders (`ACT_*` constants).
+    pub fn code(self) -> u32 {
+        match self {
+            Activation::Identity => 0,
+            Activation::Relu => 1,
+            Activation::Tanh => 2,
+            Activation::Sigmoid => 3,
+        }
+    }
+}
+
+/// What a task predicts, which fixes its output activation and loss.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TaskKind {
+    /// Logits, sigmoid, BCE with logits; `outputs > 1` is multi-label.
+    Binary,
+    /// Logits over `outputs` classes, softmax cross-entropy on class indices.
+    Multiclass,
+    /// Identity output, mean squared error.
+    Regression,
+}
+
+/// One task: its head and its weight in the total loss.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TaskSpec {
+    pub name: String,
+    pub kind: TaskKind,
+    /// λ_j in Σ λ_j L_j.
+    pub weight: f32,
+    /// Hidden sizes of the task's tower before its output layer.
+    pub head: Vec<usize>,
+    /// Output width: classes for multiclass, labels per row otherwise.
+    pub outputs: usize,
+}
+
+impl TaskSpec {
+    /// Width of the label tensor this task reads per row: 1 class index for
+    /// multiclass, `outputs` values otherwise.
+    pub fn label_width(&self) -> usize {
+        match self.kind {
+            TaskKind::Multiclass => 1,
+            _ => self.outputs,
+        }
+    }
+}
+
+/// A hard-parameter-sharing multi-task model: trunk, then one head per task.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelSpec {
+    /// Input features per row.
+    pub inputs: usize,
+    /// Shared dense layers, each followed by `activation`.
+    pub trunk: Vec<usize>,
+    pub activation: Activation,
+    pub tasks: Vec<TaskSpec>,
+}

@@ -1,0 +1,164 @@
+//! Finite-difference checks of every CPU backward: perturb one input, compare
+//! the change of a scalar objective with what the backward kernel says.
+//! Central differences in f32 with h = 1e-3 leave ~1e-4 of noise, hence the
+//! tolerance |fd − analytic| ≤ 2e-3 + 2e-2·|analytic|.
+
+mod common;
+
+use common::random;
+use tandem::cpu::{activation, concat, dense, loss, multitask};
+use tandem::ops::*;
+
+const H: f32 = 1e-3;
+
+fn assert_grad(what: &str, fd: f32, analytic: f32) {
+    assert!(
+        (fd - analytic).abs() <= 2e-3 + 2e-2 * analytic.abs(),
+        "{what}: finite difference {fd} vs backward {analytic}"
+    );
+}
+
+/// Objective of a dense layer: Σ r ⊙ y.
+fn dense_objective(a: &DenseArgs, x: &[f32], p: &[f32], r: &[f32]) -> f32 {
+    let mut y = vec![0.0; (a.n * a.o) as usize];
+    dense::forward(a, x, p, &mut y);
+    y.iter().zip(r).map(|(y, r)| y * r).sum()
+}
+
+#[test]
+fn dense_backward_matches_finite_differences() {
+    for &(n, i, o) in &[(1u32, 1u32, 1u32), (3, 5, 7), (4, 65, 3)] {
+        for act in 0..4u32 {
+            let a = DenseArgs {
+                n,
+                i,
+                o,
+                act,
+                w_off: 0,
+                b_off: o * i,
+                batches: 1,
+                ..Default::default()
+            };
+            let s = (n * 100 + i * 10 + o + act * 1000) as u64;
+            // Inputs away from relu's kink at 0 (|x·w + b| is rarely tiny).
+            let x = random(s, (n * i) as usize, -1.0, 1.0);
+            let p = random(s + 1, (o * i + o) as usize, -0.7, 0.7);
+            let r = random(s + 2, (n * o) as usize, -1.0, 1.0);
+            let mut y = vec![0.0; (n * o) as usize];
+            dense::forward(&a, &x, &p, &mut y);
+            let mut dx = vec![0.0; (n * i) as usize];
+            dense::backward_input(&a, &r, &y, &p, &mut dx);
+            let mut g = vec![0.0; p.len()];
+            dense::backward_weight(&a, &r, &y, &x, &mut g);
+            for k in 0..x.len() {
+                let (mut xp, mut xm) = (x.clone(), x.clone());
+                xp[k] += H;
+                xm[k] -= H;
+                let fd = (dense_objective(&a, &xp, &p, &r) - dense_objective(&a, &xm, &p, &r)) / (2.0 * H);
+                assert_grad(&format!("dense {n}x{i}x{o} act {act} dx[{k}]"), fd, dx[k]);
+            }
+            for k in 0..p.len() {
+                let (mut pp, mut pm) = (p.clone(), p.clone());
+                pp[k] += H;
+                pm[k] -= H;
+                let fd = (dense_objective(&a, &x, &pp, &r) - dense_objective(&a, &x, &pm, &r)) / (2.0 * H);
+                assert_grad(&format!("dense {n}x{i}x{o} act {act} dparam[{k}]"), fd, g[k]);
+            }
+        }
+    }
+}
+
+#[test]
+fn activation_backward_matches_finite_differences() {
+    for act in 0..4u32 {
+        let len = 65u32;
+        let x = random(act as u64, len as usize, -3.0, 3.0);
+        let r = random(act as u64 + 9, len as usize, -1.0, 1.0);
+        let a = ActivationArgs { len, act, ..Default::default() };
+        let mut y = vec![0.0; len as usize];
+        activation::forward(&a, &x, &mut y);
+        let mut dx = vec![0.0; len as usize];
+        activation::backward(&a, &r, &y, &mut dx);
+        for k in 0..len as usize {
+            let f = |v: f32| activation::activate(v, act) * r[k];
+            let fd = (f(x[k] + H) - f(x[k] - H)) / (2.0 * H);
+            assert_grad(&format!("activation {act} [{k}]"), fd, dx[k]);
+        }
+    }
+}
+
+#[test]
+fn split_is_the_backward_of_concat() {
+    // Objective Σ r ⊙ concat(a into wide at col0): d/da = split(r).
+    let (rows, width, wide, col0) = (5u32, 3u32, 8u32, 4u32);
+    let a = ColumnsArgs { rows, width, wide, col0, ..Default::default() };
+    let src = random(1, (rows * width) as usize, -1.0, 1.0);
+    let r = random(2, (rows * wide) as usize, -1.0, 1.0);
+    let objective = |s: &[f32]| {
+        let mut dst = vec![0.0; (rows * wide) as usize];
+        concat::concat_columns(&a, s, &mut dst);
+        dst.iter().zip(&r).map(|(d, r)| d * r).sum::<f32>()
+    };
+    let mut grad = vec![0.0; src.len()];
+    concat::split_columns(&a, &r, &mut grad);
+    for k in 0..src.len() {
+        let (mut p, mut m) = (src.clone(), src.clone());
+        p[k] += H;
+        m[k] -= H;
+        assert_grad(&format!("concat [{k}]"), (objective(&p) - objective(&m)) / (2.0 * H), grad[k]);
+    }
+}
+
+/// Total weighted loss of one task with λ = 0.7 through the multi-task reduction,
+/// and its gradient through loss_grad_scale.
+fn task_loss(kind: u32, a: &LossArgs, z: &[f32], label: &[f32]) -> (f32, Vec<f32>) {
+    let n = (a.rows * a.outputs) as usize;
+    let mut dz = vec![0.0; n];
+    let mut stats = vec![0.0; 2 * a.rows as usize];
+    match kind {
+        0 => loss::bce(a, z, label, &mut dz, &mut stats),
+        1 => loss::softmax_ce(a, z, label, &mut dz, &mut stats),
+        _ => loss::mse(a, z, label, &mut dz, &mut stats),
+    }
+    let mut out = vec![0.0; 3];
+    let mut log = vec![0.0; 2];
+    let ra = ReduceArgs { tasks: 1, rows: a.rows, log_slots: 1, _pad: 0 };
+    multitask::loss_reduce(&ra, &stats, &[0.7], &[0, 0], &mut out, &mut log);
+    let sa = ScaleArgs { len: n as u32, scale_index: 1, dz_off: 0, _pad: 0 };
+    multitask::grad_scale(&sa, &out, &mut dz);
+    (out[2], dz)
+}
+
+#[test]
+fn loss_gradients_match_finite_differences() {
+    for kind in 0..3u32 {
+        for &(rows, outputs) in &[(1u32, 1u32), (6, 3), (9, 1)] {
+            if kind == 1 && outputs < 2 {
+                continue;
+            }
+            let a = LossArgs { rows, outputs, ..Default::default() };
+            let n = (rows * outputs) as usize;
+            let z = random(kind as u64 + 3, n, -3.0, 3.0);
+            let label_len = if kind == 1 { rows as usize } else { n };
+            let mut label: Vec<f32> = random(kind as u64 + 4, label_len, 0.0, 1.0)
+                .into_iter()
+                .map(|u| match kind {
+                    0 => (u > 0.5) as u32 as f32,
+                    1 => (u * outputs as f32).floor(),
+                    _ => 3.0 * u,
+                })
+                .collect();
+            if label.len() > 2 {
+                label[1] = f32::NAN; // a missing label is masked out
+            }
+            let (_, grad) = task_loss(kind, &a, &z, &label);
+            for k in 0..n {
+                let (mut p, mut m) = (z.clone(), z.clone());
+                p[k] += H;
+                m[k] -= H;
+                let fd = (task_loss(kind, &a, &p, &label).0 - task_loss(kind, &a, &m, &label).0) / (2.0 * H);
+                assert_grad(&format!("loss kind {kind} {rows}x{outputs} dz[{k}]"), fd, grad[k]);
+            }
+        }
+    }
+}

@@ -1,0 +1,399 @@
+//! GPU-vs-CPU parity of every kernel, over awkward shapes, with sentinel-padded
+//! buffers that catch out-of-range writes. One line per case, tinygrad style.
+//! Run with `--show-output` to see the adapter and the table of worst errors.
+
+mod common;
+
+use common::{gpu, random, Harness};
+use tandem::kernel::Kernel;
+use tandem::ops::*;
+
+/// Dense kernels accumulate up to K = 257 products in a different order on
+/// each backend: absolute error grows like √K·ε·|x||w|.
+const DENSE_TOL: (f32, f32) = (2e-5, 1e-4);
+/// Element-wise math: the GPU's exp/tanh/log differ from libm by a few ulp.
+const ELEM_TOL: (f32, f32) = (1e-5, 1e-4);
+/// Data movement and counters must be exact.
+const EXACT: (f32, f32) = (0.0, 0.0);
+
+/// Shapes (rows, inputs, outputs) for the dense kernels: unit, odd, tile
+/// edges (65 = one past a 64 tile, 257 = one past four), and a medium case.
+const DENSE_SHAPES: &[(u32, u32, u32)] = &[
+    (1, 1, 1),
+    (3, 5, 7),
+    (65, 65, 65),
+    (257, 3, 65),
+    (2, 257, 5),
+    (65, 17, 257),
+    (128, 96, 80),
+];
+/// Lengths for the 1-D kernels.
+const LENGTHS: &[u32] = &[1, 3, 65, 257, 1000];
+
+type Case = fn(&mut Harness) -> String;
+
+/// Every kernel's parity case. The coverage test fails when one is missing.
+const CASES: &[(Kernel, Case)] = &[
+    (Kernel::DenseForward, dense_forward),
+    (Kernel::DenseBackwardInput, dense_backward_input),
+    (Kernel::DenseBackwardWeight, dense_backward_weight),
+    (Kernel::ActivationForward, activation_forward),
+    (Kernel::ActivationBackward, activation_backward),
+    (Kernel::ConcatColumns, concat_columns),
+    (Kernel::SplitColumns, split_columns),
+    (Kernel::LossBce, loss_bce),
+    (Kernel::LossSoftmaxCe, loss_softmax_ce),
+    (Kernel::LossMse, loss_mse),
+    (Kernel::MultitaskLossReduce, multitask_loss_reduce),
+    (Kernel::LossGradScale, loss_grad_scale),
+    (Kernel::AdamUpdate, adam_update),
+    (Kernel::SgdUpdate, sgd_update),
+    (Kernel::BatchGather, batch_gather),
+    (Kernel::StepAdvance, step_advance),
+];
+
+#[test]
+fn every_kernel_has_a_parity_case() {
+    for k in Kernel::ALL {
+        assert!(
+            CASES.iter().any(|(c, _)| c == k),
+            "kernel {k:?} has no parity case in tests/parity.rs"
+        );
+    }
+}
+
+#[test]
+fn parity_all_kernels() {
+    let Some(gpu) = gpu() else { return };
+    let mut gpu = gpu.lock().unwrap();
+    for (kernel, case) in CASES {
+        let mut h = Harness::new(&mut gpu);
+        let summary = case(&mut h);
+        println!("parity {:<24} ok  {summary}", kernel.entry());
+    }
+}
+
+fn seed(parts: &[u32]) -> u64 {
+    parts.iter().fold(17u64, |s, &p| s.wrapping_mul(31).wrapping_add(p as u64))
+}
+
+/// A dense layer's buffers: x at offset 3, params (W then b) at offset 5, with
+/// `batches` layers side by side.
+struct DenseBufs {
+    args: DenseArgs,
+    x: BufId,
+    params: BufId,
+}
+
+fn dense_setup(h: &mut Harness, n: u32, i: u32, o: u32, act: u32, batches: u32, share_x: bool) -> DenseBufs {
+    let s = seed(&[n, i, o, act, batches]);
+    let xs = if share_x { n * i } else { batches * n * i };
+    let x = h.buffer("x", 3, &random(s, xs as usize, -1.0, 1.0));
+    let per = o * i + o;
+    let params = h.buffer("params", 5, &random(s + 1, (batches * per) as usize, -0.5, 0.5));
+    let args = DenseArgs {
+        n,
+        i,
+        o,
+        act,
+        x_off: 3,
+        w_off: 5,
+        b_off: 5 + o * i,
+        y_off: 2,
+        dy_off: 4,
+        dx_off: 1,
+        batches,
+        x_bstride: if share_x { 0 } else { n * i },
+        w_bstride: per,
+        b_bstride: per,
+        y_bstride: n * o,
+        accumulate: 0,
+    };
+    DenseBufs { args, x, params }
+}
+
+fn dense_forward(h: &mut Harness) -> String {
+    let mut worst = 0.0f32;
+    let mut cases = 0;
+    for &(n, i, o) in DENSE_SHAPES {
+        for act in 0..4 {
+            h.gpu_reset();
+            let d = dense_setup(h, n, i, o, act, 1, false);
+            let y = h.output("y", 2, (n * o) as usize);
+            let op = Op::DenseForward { args: d.args, x: d.x, params: d.params, y };
+            worst = worst.max(h.check(&format!("dense_forward {n}x{i}x{o} act {act}"), &[op], DENSE_TOL.0, DENSE_TOL.1));
+            cases += 1;
+        }
+    }
+    // Three members in one dispatch, reading one shared input.
+    h.gpu_reset();
+    let d = dense_setup(h, 33, 9, 70, 2, 3, true);
+    let y = h.output("y", 2, 3 * 33 * 70);
+    let op = Op::DenseForward { args: d.args, x: d.x, params: d.params, y };
+    worst = worst.max(h.check("dense_forward batched", &[op], DENSE_TOL.0, DENSE_TOL.1));
+    // More than 65,535 tiles: the grid folds into a second dimension.
+    h.gpu_reset();
+    let n = 65_536 * 64 + 3;
+    let d = dense_setup(h, n, 1, 1, 1, 1, false);
+    let y = h.output("y", 2, n as usize);
+    let op = Op::DenseForward { args: d.args, x: d.x, params: d.params, y };
+    worst = worst.max(h.check("dense_forward 65,537 tiles", &[op], DENSE_TOL.0, DENSE_TOL.1));
+    format!("{} cases (+batched, +65,537 tiles), max |Δ| {worst:.2e}", cases)
+}
+
+fn dense_backward_input(h: &mut Harness) -> String {
+    let mut worst = 0.0f32;
+    for &(n, i, o) in DENSE_SHAPES {
+        for (act, acc) in [(0, 0), (1, 1), (2, 0), (3, 1)] {
+            h.gpu_reset();
+            let mut d = dense_setup(h, n, i, o, act, 1, false);
+            d.args.accumulate = acc;
+            let s = seed(&[n, i, o, 9]);
+            // y is an activation output: keep it in the activation's range.
+            let y = h.buffer("y", 2, &random(s, (n * o) as usize, 0.01, 0.99));
+            let dy = h.buffer("dy", 4, &random(s + 1, (n * o) as usize, -1.0, 1.0));
+            let dx = h.buffer("dx", 1, &random(s + 2, (n * i) as usize, -1.0, 1.0));
+            let op = Op::DenseBackwardInput { args: d.args, dy, y, params: d.params, dx };
+            worst = worst.max(h.check(&format!("dense_backward_input {n}x{i}x{o} act {act} acc {acc}"), &[op], DENSE_TOL.0, DENSE_TOL.1));
+        }
+    }
+    format!("{} shapes x 4 activations, max |Δ| {worst:.2e}", DENSE_SHAPES.len())
+}
+
+fn dense_backward_weight(h: &mut Harness) -> String {
+    let mut worst = 0.0f32;
+    for &(n, i, o) in DENSE_SHAPES {
+        for (act, acc) in [(0, 0), (1, 1), (2, 0), (3, 1)] {
+            h.gpu_reset();
+            let mut d = dense_setup(h, n, i, o, act, 1, false);
+            d.args.accumulate = acc;
+            let s = seed(&[n, i, o, 11]);
+            let y = h.buffer("y", 2, &random(s, (n * o) as usize, 0.01, 0.99));
+            let dy = h.buffer("dy", 4, &random(s + 1, (n * o) as usize, -1.0, 1.0));
+            let grads = h.buffer("grads", 5, &random(s + 2, (o * i + o) as usize, -1.0, 1.0));
+            let op = Op::DenseBackwardWeight { args: d.args, dy, y, x: d.x, grads };
+            worst = worst.max(h.check(&format!("dense_backward_weight {n}x{i}x{o} act {act} acc {acc}"), &[op], DENSE_TOL.0, DENSE_TOL.1));
+        }
+    }
+    // Two members with their own inputs in one dispatch.
+    h.gpu_reset();
+    let d = dense_setup(h, 19, 6, 66, 1, 2, false);
+    let y = h.buffer("y", 2, &random(5, 2 * 19 * 66, 0.01, 0.99));
+    let dy = h.buffer("dy", 4, &random(6, 2 * 19 * 66, -1.0, 1.0));
+    let grads = h.output("grads", 5, 2 * (66 * 6 + 66));
+    let op = Op::DenseBackwardWeight { args: d.args, dy, y, x: d.x, grads };
+    worst = worst.max(h.check("dense_backward_weight batched", &[op], DENSE_TOL.0, DENSE_TOL.1));
+    format!("{} shapes x 4 activations (+batched), max |Δ| {worst:.2e}", DENSE_SHAPES.len())
+}
+
+fn activation_forward(h: &mut Harness) -> String {
+    let mut worst = 0.0f32;
+    for &len in LENGTHS {
+        for act in 0..4 {
+            h.gpu_reset();
+            let x = h.buffer("x", 3, &random(seed(&[len, act]), len as usize, -4.0, 4.0));
+            let y = h.output("y", 1, len as usize);
+            let args = ActivationArgs { len, act, x_off: 3, y_off: 1, ..Default::default() };
+            worst = worst.max(h.check(&format!("activation_forward {len} act {act}"), &[Op::ActivationForward { args, x, y }], ELEM_TOL.0, ELEM_TOL.1));
+        }
+    }
+    // More than 65,535 workgroups of 256.
+    h.gpu_reset();
+    let len = 65_535 * 256 + 300;
+    let x = h.buffer("x", 3, &random(1, len as usize, -4.0, 4.0));
+    let y = h.output("y", 1, len as usize);
+    let args = ActivationArgs { len, act: 1, x_off: 3, y_off: 1, ..Default::default() };
+    worst = worst.max(h.check("activation_forward 65,537 workgroups", &[Op::ActivationForward { args, x, y }], ELEM_TOL.0, ELEM_TOL.1));
+    format!("{} lengths x 4 activations (+65,537 workgroups), max |Δ| {worst:.2e}", LENGTHS.len())
+}
+
+fn activation_backward(h: &mut Harness) -> String {
+    let mut worst = 0.0f32;
+    for &len in LENGTHS {
+        for (act, acc) in [(0, 0), (1, 1), (2, 0), (3, 1)] {
+            h.gpu_reset();
+            let dy = h.buffer("dy", 3, &random(seed(&[len, act]), len as usize, -1.0, 1.0));
+            let y = h.buffer("y", 2, &random(seed(&[len, act, 1]), len as usize, -0.99, 0.99));
+            let dx = h.buffer("dx", 1, &random(seed(&[len, act, 2]), len as usize, -1.0, 1.0));
+            let args = ActivationArgs { len, act, x_off: 3, y_off: 2, dx_off: 1, accumulate: acc, ..Default::default() };
+            worst = worst.max(h.check(&format!("activation_backward {len} act {act}"), &[Op::ActivationBackward { args, dy, y, dx }], ELEM_TOL.0, ELEM_TOL.1));
+        }
+    }
+    format!("{} lengths x 4 activations, max |Δ| {worst:.2e}", LENGTHS.len())
+}
+
+const COLUMN_SHAPES: &[(u32, u32, u32, u32)] = &[(1, 1, 1, 0), (3, 5, 7, 2), (65, 3, 10, 7), (257, 65, 130, 65)];
+
+fn concat_columns(h: &mut Harness) -> String {
+    for &(rows, width, wide, col0) in COLUMN_SHAPES {
+        h.gpu_reset();
+        let src = h.buffer("src", 2, &random(seed(&[rows, width]), (rows * width) as usize, -1.0, 1.0));
+        // The wide side already holds other blocks: only this block may change.
+        let dst = h.buffer("dst", 3, &random(seed(&[rows, wide]), (rows * wide) as usize, -1.0, 1.0));
+        let args = ColumnsArgs { rows, width, wide, col0, src_off: 2, dst_off: 3, ..Default::default() };
+        h.check(&format!("concat_columns {rows}x{width} into {wide} at {col0}"), &[Op::ConcatColumns { args, src, dst }], EXACT.0, EXACT.1);
+    }
+    format!("{} shapes, exact", COLUMN_SHAPES.len())
+}
+
+fn split_columns(h: &mut Harness) -> String {
+    for &(rows, width, wide, col0) in COLUMN_SHAPES {
+        for acc in [0, 1] {
+            h.gpu_reset();
+            let src = h.buffer("src", 2, &random(seed(&[rows, wide]), (rows * wide) as usize, -1.0, 1.0));
+            let dst = h.buffer("dst", 3, &random(seed(&[rows, width]), (rows * width) as usize, -1.0, 1.0));
+            let args = ColumnsArgs { rows, width, wide, col0, src_off: 2, dst_off: 3, accumulate: acc, ..Default::default() };
+            h.check(&format!("split_columns {rows}x{wide} at {col0} acc {acc}"), &[Op::SplitColumns { args, src, dst }], ELEM_TOL.0, ELEM_TOL.1);
+        }
+    }
+    format!("{} shapes x overwrite/accumulate", COLUMN_SHAPES.len())
+}
+
+/// Labels with every `every`-th element missing (NaN).
+fn labels(s: u64, len: usize, every: usize, make: impl Fn(f32) -> f32) -> Vec<f32> {
+    random(s, len, 0.0, 1.0)
+        .into_iter()
+        .enumerate()
+        .map(|(k, u)| if every > 0 && k % every == every - 1 { f32::NAN } else { make(u) })
+        .collect()
+}
+
+const LOSS_SHAPES: &[(u32, u32)] = &[(1, 1), (3, 5), (65, 1), (257, 3)];
+
+fn loss_case(h: &mut Harness, kind: Kernel) -> f32 {
+    let mut worst = 0.0f32;
+    for &(rows, outputs) in LOSS_SHAPES {
+        for every in [0usize, 4] {
+            h.gpu_reset();
+            let s = seed(&[rows, outputs, every as u32]);
+            let n = (rows * outputs) as usize;
+            let z = h.buffer("z", 3, &random(s, n, -6.0, 6.0));
+            let width = if kind == Kernel::LossSoftmaxCe { rows as usize } else { n };
+            let lab = match kind {
+                Kernel::LossBce => labels(s + 1, width, every, |u| if u < 0.5 { 0.0 } else { 1.0 }),
+                Kernel::LossSoftmaxCe => labels(s + 1, width, every, |u| (u * outputs as f32).floor().min(outputs as f32 - 1.0)),
+                _ => labels(s + 1, width, every, |u| 4.0 * u - 2.0),
+            };
+            let label = h.buffer("label", 1, &lab);
+            let dz = h.output("dz", 2, n);
+            let stats = h.output("stats", 4, 2 * rows as usize);
+            let args = LossArgs { rows, outputs, z_off: 3, label_off: 1, dz_off: 2, stats_off: 4, ..Default::default() };
+            let op = match kind {
+                Kernel::LossBce => Op::LossBce { args, z, label, dz, stats },
+                Kernel::LossSoftmaxCe => Op::LossSoftmaxCe { args, z, label, dz, stats },
+                _ => Op::LossMse { args, z, label, dz, stats },
+            };
+            worst = worst.max(h.check(&format!("{kind:?} {rows}x{outputs} missing every {every}"), &[op], ELEM_TOL.0, ELEM_TOL.1));
+        }
+    }
+    worst
+}
+
+fn loss_bce(h: &mut Harness) -> String {
+    format!("{} shapes, with and without missing labels, max |Δ| {:.2e}", LOSS_SHAPES.len(), loss_case(h, Kernel::LossBce))
+}
+fn loss_softmax_ce(h: &mut Harness) -> String {
+    format!("{} shapes, with and without missing labels, max |Δ| {:.2e}", LOSS_SHAPES.len(), loss_case(h, Kernel::LossSoftmaxCe))
+}
+fn loss_mse(h: &mut Harness) -> String {
+    format!("{} shapes, with and without missing labels, max |Δ| {:.2e}", LOSS_SHAPES.len(), loss_case(h, Kernel::LossMse))
+}
+
+fn multitask_loss_reduce(h: &mut Harness) -> String {
+    let mut worst = 0.0f32;
+    for &(tasks, rows) in &[(1u32, 1u32), (3, 5), (2, 257), (4, 1000)] {
+        h.gpu_reset();
+        let mut stats = random(seed(&[tasks, rows]), (2 * tasks * rows) as usize, 0.0, 3.0);
+        for r in 0..(tasks * rows) as usize {
+            stats[2 * r + 1] = if r % 3 == 0 { 0.0 } else { (r % 2 + 1) as f32 };
+        }
+        if tasks > 1 {
+            // The last task has no label in this batch: it contributes 0.
+            let base = (2 * (tasks - 1) * rows) as usize;
+            for r in 0..rows as usize {
+                stats[base + 2 * r] = 0.0;
+                stats[base + 2 * r + 1] = 0.0;
+            }
+        }
+        // Stats must start at element 0 of their buffer (the kernel has no offset).
+        let stats = h.buffer("stats", 0, &stats);
+        let lambda = h.buffer("lambda", 0, &random(seed(&[tasks]), tasks as usize, 0.1, 2.0));
+        let counters = h.buffer_u32("counters", &[2, 40]);
+        let out = h.output("out", 0, (2 * tasks + 1) as usize);
+        let log = h.output("log", 0, (4 * (tasks + 1)) as usize);
+        let args = ReduceArgs { tasks, rows, log_slots: 4, _pad: 0 };
+        let op = Op::MultitaskLossReduce { args, stats, lambda, counters, out, log };
+        worst = worst.max(h.check(&format!("multitask_loss_reduce {tasks} tasks x {rows} rows"), &[op], ELEM_TOL.0, ELEM_TOL.1));
+    }
+    format!("4 shapes (one task without labels), max |Δ| {worst:.2e}")
+}
+
+fn loss_grad_scale(h: &mut Harness) -> String {
+    for &len in LENGTHS {
+        h.gpu_reset();
+        let out = h.buffer("out", 0, &[0.3, 0.7, 1.5, 2.0 / 3.0, 0.0]);
+        let dz = h.buffer("dz", 3, &random(seed(&[len]), len as usize, -1.0, 1.0));
+        let args = ScaleArgs { len, scale_index: 3, dz_off: 3, _pad: 0 };
+        h.check(&format!("loss_grad_scale {len}"), &[Op::LossGradScale { args, out, dz }], ELEM_TOL.0, ELEM_TOL.1);
+    }
+    format!("{} lengths", LENGTHS.len())
+}
+
+fn adam_update(h: &mut Harness) -> String {
+    let mut worst = 0.0f32;
+    for &len in LENGTHS {
+        for style in [0u32, 1] {
+            h.gpu_reset();
+            let total = len as usize + 10;
+            let grads = h.buffer("grads", 0, &random(seed(&[len, 1]), total, -1.0, 1.0));
+            let counters = h.buffer_u32("counters", &[0, 6]);
+            let params = h.buffer("params", 0, &random(seed(&[len, 2]), total, -1.0, 1.0));
+            let m = h.buffer("m", 0, &random(seed(&[len, 3]), total, -0.1, 0.1));
+            let v = h.buffer("v", 0, &random(seed(&[len, 4]), total, 0.0, 0.1));
+            // Update only [4, 4 + len): the rest must stay as it was.
+            let args = AdamArgs { len, p_off: 4, style, _pad: 0, lr: 0.01, beta1: 0.9, beta2: 0.999, eps: 1e-7 };
+            let ops = [Op::AdamUpdate { args, grads, counters, params, m, v }, Op::AdamUpdate { args, grads, counters, params, m, v }];
+            worst = worst.max(h.check(&format!("adam_update {len} style {style}"), &ops, ELEM_TOL.0, ELEM_TOL.1));
+        }
+    }
+    format!("{} lengths x keras/torch, 2 steps on a sub-range, max |Δ| {worst:.2e}", LENGTHS.len())
+}
+
+fn sgd_update(h: &mut Harness) -> String {
+    for &len in LENGTHS {
+        h.gpu_reset();
+        let total = len as usize + 10;
+        let grads = h.buffer("grads", 0, &random(seed(&[len, 1]), total, -1.0, 1.0));
+        let params = h.buffer("params", 0, &random(seed(&[len, 2]), total, -1.0, 1.0));
+        let velocity = h.buffer("velocity", 0, &random(seed(&[len, 3]), total, -0.1, 0.1));
+        let args = SgdArgs { len, p_off: 3, lr: 0.05, momentum: 0.9 };
+        h.check(&format!("sgd_update {len}"), &[Op::SgdUpdate { args, grads, params, velocity }], ELEM_TOL.0, ELEM_TOL.1);
+    }
+    format!("{} lengths", LENGTHS.len())
+}
+
+fn batch_gather(h: &mut Harness) -> String {
+    for &(rows, width, batch) in &[(1u32, 1u32, 1u32), (10, 3, 4), (300, 65, 32), (70, 2, 257)] {
+        for pad in [0.0f32, f32::NAN] {
+            h.gpu_reset();
+            let src = h.buffer("src", 0, &random(seed(&[rows, width]), (rows * width) as usize, -1.0, 1.0));
+            // Two epochs' worth of indices for step 1, the last batch padded.
+            let mut idx: Vec<u32> = (0..2 * batch).map(|k| (k * 7 + 3) % rows).collect();
+            let last = idx.len() - 1;
+            idx[last] = PAD_INDEX;
+            let idx = h.buffer_u32("idx", &idx);
+            let counters = h.buffer_u32("counters", &[1, 0]);
+            let dst = h.output("dst", 2, (batch * width) as usize);
+            let args = GatherArgs { batch, width, src_rows: rows, pad_bits: pad.to_bits(), idx_len: 2 * batch, dst_off: 2, ..Default::default() };
+            h.check(&format!("batch_gather {rows}x{width} batch {batch}"), &[Op::BatchGather { args, src, idx, counters, dst }], EXACT.0, EXACT.1);
+        }
+    }
+    "4 shapes x zero/NaN padding, exact".into()
+}
+
+fn step_advance(h: &mut Harness) -> String {
+    h.gpu_reset();
+    let counters = h.buffer_u32("counters", &[3, 99]);
+    h.check("step_advance", &[Op::StepAdvance { counters }, Op::StepAdvance { counters }], EXACT.0, EXACT.1);
+    "exact".into()
+}
