@@ -1,1 +1,20 @@
 //! Reading and writing: config, data (npy/csv), weights.
+//!
+//! - [`config`]: the TOML run config, validated, paths resolved against its directory.
+//! - [`npy`]: `.npy` arrays as f32.
+//! - [`table`]: CSV files as string columns.
+//! - [`preprocess`]: CSV cells → standardised / one-hot inputs and class labels, stored with a model.
+//! - [`dataset`]: a config's data loaded, validated and split into training and validation rows.
+pub mod config;
+pub mod dataset;
+pub mod npy;
+pub mod preprocess;
+pub mod table;
+
+pub use config::{
+    AdamStyle, Combine, Config, DataConfig, EnsembleConfig, ExpertsConfig, FeatureSource,
+    MemberConfig, OptimizerConfig, OptimizerKind, TargetSource, TrainConfig, Weighting,
+};
+pub use dataset::{load_all, load_split, split_rows, Dataset, Split};
+pub use preprocess::{FeatureTransform, Features, Preprocess, Standardize, TargetTransform};
+pub use table::Table;
