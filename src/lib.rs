@@ -19,6 +19,12 @@ pub mod io;
 pub mod kernel;
 pub mod model;
 pub mod ops;
+pub mod train;
 
 pub use backend::{Backend, Counters, ProgramId};
 pub use error::{Error, Result};
+pub use io::{Config, Dataset, TrainConfig};
+pub use model::{Model, ModelSpec, TaskKind, TaskSpec};
+pub use train::{
+    evaluate, fit, open_backend, predict, BackendChoice, EpochReport, Event, History, Predictions,
+};

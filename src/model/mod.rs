@@ -1,2 +1,59 @@
 //! Model description, parameters and the training graph.
+pub mod network;
+pub mod params;
 pub mod spec;
+pub mod weights;
+
+use crate::io::Preprocess;
+use network::Network;
+use params::ParamLayout;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+pub use spec::{Activation, ModelSpec, TaskKind, TaskSpec};
+
+/// A model: its spec, parameter values in the flat layout, and the CSV
+/// preprocessing it was trained with (applied again by `predict`).
+#[derive(Debug, Clone)]
+pub struct Model {
+    pub spec: ModelSpec,
+    pub network: Network,
+    /// Flat parameter values, `network.layout.len` elements.
+    pub params: Vec<f32>,
+    pub preprocess: Option<Preprocess>,
+}
+
+impl Model {
+    /// A model with Keras's default initialisation: Glorot-uniform weights
+    /// (limit √(6/(in+out))), zero biases, drawn from a seeded generator.
+    pub fn new(spec: ModelSpec, seed: u64) -> Model {
+        let network = Network::new(&spec);
+        let mut params = vec![0.0f32; network.layout.len];
+        let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x7a6e_6465_6d00);
+        for t in &network.layout.tensors {
+            if t.shape.len() == 2 {
+                let limit = (6.0 / (t.shape[0] + t.shape[1]) as f32).sqrt();
+                for v in &mut params[t.offset..t.offset + t.len()] {
+                    *v = rng.random_range(-limit..limit);
+                }
+            }
+        }
+        Model {
+            spec,
+            network,
+            params,
+            preprocess: None,
+        }
+    }
+
+    /// The parameter layout.
+    pub fn layout(&self) -> &ParamLayout {
+        &self.network.layout
+    }
+
+    /// Values of the tensor called `name`.
+    pub fn tensor(&self, name: &str) -> Option<&[f32]> {
+        self.layout()
+            .find(name)
+            .map(|t| &self.params[t.offset..t.offset + t.len()])
+    }
+}

@@ -1,0 +1,193 @@
+//! The library's front door: choose a backend, `fit` a model, `evaluate` it,
+//! `predict` with it. The seed's program in Rust is: load a config (or build a
+//! `ModelSpec`), `fit`, print the metrics (see examples/multitask.rs).
+
+use super::metrics::TaskMetrics;
+use super::predict::{task_metrics, to_predictions, Predictions, Predictor};
+use super::trainer::{check_data, StepLoss, Trainer};
+use crate::backend::Backend;
+use crate::cpu::CpuBackend;
+use crate::gpu::GpuBackend;
+use crate::io::{Dataset, TrainConfig};
+use crate::model::Model;
+use crate::{Error, Result};
+
+/// Which backend to run on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum BackendChoice {
+    /// The GPU when an adapter exists (lavapipe counts), else the CPU with a warning.
+    #[default]
+    Auto,
+    /// The GPU, or an error.
+    Gpu,
+    /// The CPU reference backend.
+    Cpu,
+}
+
+impl std::str::FromStr for BackendChoice {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "auto" => Ok(BackendChoice::Auto),
+            "gpu" => Ok(BackendChoice::Gpu),
+            "cpu" => Ok(BackendChoice::Cpu),
+            _ => Err(Error::Invalid(format!(
+                "unknown backend `{s}` (auto, gpu or cpu)"
+            ))),
+        }
+    }
+}
+
+/// Opens the chosen backend. `Auto` logs which adapter it uses, or warns once
+/// and falls back to the CPU.
+pub fn open_backend(choice: BackendChoice) -> Result<Box<dyn Backend>> {
+    match choice {
+        BackendChoice::Cpu => Ok(Box::new(CpuBackend::new())),
+        BackendChoice::Gpu => Ok(Box::new(GpuBackend::new()?)),
+        BackendChoice::Auto => match GpuBackend::new() {
+            Ok(g) => {
+                log::info!("using {}", g.describe());
+                Ok(Box::new(g))
+            }
+            Err(e) => {
+                log::warn!("no usable GPU ({e}); training on the CPU");
+                Ok(Box::new(CpuBackend::new()))
+            }
+        },
+    }
+}
+
+/// What `fit` reports as it goes.
+pub enum Event<'a> {
+    /// `done` of `total` steps of epoch `epoch` (0-based) were submitted.
+    Progress {
+        epoch: usize,
+        done: usize,
+        total: usize,
+    },
+    /// An epoch finished.
+    EpochEnd(&'a EpochReport),
+}
+
+/// One epoch's losses and validation metrics.
+#[derive(Debug, Clone)]
+pub struct EpochReport {
+    /// 0-based.
+    pub epoch: usize,
+    pub epochs: usize,
+    /// Every step's losses, in order.
+    pub steps: Vec<StepLoss>,
+    /// Mean of the steps' objective.
+    pub loss: f32,
+    /// Per-task metrics on the validation rows (empty without validation data).
+    pub valid: Vec<(String, TaskMetrics)>,
+}
+
+/// The whole run.
+#[derive(Debug, Clone, Default)]
+pub struct History {
+    pub epochs: Vec<EpochReport>,
+    /// The backend it ran on.
+    pub backend: String,
+}
+
+impl History {
+    /// Every step's losses with its epoch, in order.
+    pub fn steps(&self) -> impl Iterator<Item = (usize, &StepLoss)> {
+        self.epochs
+            .iter()
+            .flat_map(|e| e.steps.iter().map(move |s| (e.epoch, s)))
+    }
+}
+
+/// Trains `model` in place on `train` for `cfg.epochs` epochs, evaluating on
+/// `valid` after each epoch (on the same backend, parameters never leave it).
+pub fn fit(
+    model: &mut Model,
+    train: &Dataset,
+    valid: Option<&Dataset>,
+    cfg: &TrainConfig,
+    backend: Box<dyn Backend>,
+    on_event: &mut dyn FnMut(Event),
+) -> Result<History> {
+    if let Some(v) = valid {
+        check_data(model, v, "validation")?;
+    }
+    let mut trainer = Trainer::new(backend, model, train, cfg)?;
+    let mut history = History {
+        epochs: Vec::new(),
+        backend: trainer.backend().describe(),
+    };
+    let predictor = match valid {
+        Some(v) => {
+            let params = trainer.params_buffer();
+            Some(Predictor::new(
+                trainer.backend(),
+                model,
+                params,
+                &v.features,
+                v.rows,
+            )?)
+        }
+        None => None,
+    };
+    for epoch in 0..cfg.epochs {
+        let steps = trainer.train_epoch(&mut |done, total| {
+            on_event(Event::Progress { epoch, done, total })
+        })?;
+        let loss = steps.iter().map(|s| s.total).sum::<f32>() / steps.len().max(1) as f32;
+        let valid_metrics = match (&predictor, valid) {
+            (Some(p), Some(v)) => {
+                let logits = p.logits(trainer.backend())?;
+                task_metrics(model, &logits, v)
+            }
+            _ => Vec::new(),
+        };
+        let report = EpochReport {
+            epoch,
+            epochs: cfg.epochs,
+            steps,
+            loss,
+            valid: valid_metrics,
+        };
+        on_event(Event::EpochEnd(&report));
+        history.epochs.push(report);
+    }
+    trainer.download(model)?;
+    Ok(history)
+}
+
+/// Logits of every task for `features` [rows, inputs].
+pub fn logits(
+    model: &Model,
+    features: &[f32],
+    rows: usize,
+    backend: &mut dyn Backend,
+) -> Result<Vec<Vec<f32>>> {
+    let params = backend.alloc(model.params.len(), "params")?;
+    backend.write(params, 0, &model.params)?;
+    let p = Predictor::new(backend, model, params, features, rows)?;
+    p.logits(backend)
+}
+
+/// Per-task metrics of `model` on `data`.
+pub fn evaluate(
+    model: &Model,
+    data: &Dataset,
+    backend: &mut dyn Backend,
+) -> Result<Vec<(String, TaskMetrics)>> {
+    check_data(model, data, "evaluation")?;
+    let z = logits(model, &data.features, data.rows, backend)?;
+    Ok(task_metrics(model, &z, data))
+}
+
+/// Probabilities / values of every task for `features` [rows, inputs].
+pub fn predict(
+    model: &Model,
+    features: &[f32],
+    rows: usize,
+    backend: &mut dyn Backend,
+) -> Result<Predictions> {
+    let z = logits(model, features, rows, backend)?;
+    Ok(to_predictions(model, z, rows))
+}

@@ -1,0 +1,363 @@
+//! The trainer, written once for both backends. The dataset is uploaded once;
+//! each epoch the host writes a (seeded) row order, then every step —
+//! gather, forward, masked losses, the weighted sum, backward, optimizer — is
+//! one recorded program, replayed `STEPS_PER_SUBMIT` steps per submit. Per-step
+//! losses accumulate in a device buffer read once per epoch.
+
+use crate::backend::{Backend, ProgramId};
+use crate::io::{Dataset, OptimizerKind, TrainConfig, Weighting};
+use crate::model::network::{backward_ops, forward_ops, Activations};
+use crate::model::{Model, TaskKind};
+use crate::ops::*;
+use crate::{Error, Result};
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+/// Steps recorded into one command submission.
+pub const STEPS_PER_SUBMIT: u32 = 32;
+
+/// Losses of one optimizer step, computed on its batch before its update.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StepLoss {
+    /// The objective Σ λ_j L_j.
+    pub total: f32,
+    /// Each task's unweighted masked mean loss L_j.
+    pub tasks: Vec<f32>,
+}
+
+/// Device buffers of one training run.
+struct Buffers {
+    params: BufId,
+    grads: BufId,
+    /// Adam's first moment, or SGD's velocity.
+    m: BufId,
+    /// Adam's second moment (unused by SGD).
+    v: BufId,
+    counters: BufId,
+    idx: BufId,
+    log: BufId,
+}
+
+/// Trains one model on one backend.
+pub struct Trainer {
+    backend: Box<dyn Backend>,
+    bufs: Buffers,
+    step: ProgramId,
+    rows: usize,
+    batch: usize,
+    steps_per_epoch: usize,
+    tasks: usize,
+    shuffle: bool,
+    rng: ChaCha8Rng,
+    epoch: usize,
+    global_step: u64,
+}
+
+/// Checks that `data` fits `model` before anything is uploaded.
+pub fn check_data(model: &Model, data: &Dataset, what: &str) -> Result<()> {
+    if data.inputs != model.spec.inputs {
+        return Err(Error::Invalid(format!(
+            "{what} data has {} features per row, the model takes {}",
+            data.inputs, model.spec.inputs
+        )));
+    }
+    if data.targets.len() != model.spec.tasks.len() {
+        return Err(Error::Invalid(format!(
+            "{what} data has labels for {} tasks, the model has {}",
+            data.targets.len(),
+            model.spec.tasks.len()
+        )));
+    }
+    for (j, t) in model.spec.tasks.iter().enumerate() {
+        if data.targets[j].len() != data.rows * t.label_width() {
+            return Err(Error::Invalid(format!(
+                "{what} data: task `{}` needs {} label(s) per row, found {} values for {} rows",
+                t.name,
+                t.label_width(),
+                data.targets[j].len(),
+                data.rows
+            )));
+        }
+    }
+    Ok(())
+}
+
+impl Trainer {
+    /// Uploads `model` and `train` to `backend` and records the training step.
+    pub fn new(
+        mut backend: Box<dyn Backend>,
+        model: &Model,
+        train: &Dataset,
+        cfg: &TrainConfig,
+    ) -> Result<Trainer> {
+        check_data(model, train, "training")?;
+        if cfg.weighting != Weighting::Fixed {
+            return Err(Error::Invalid(format!(
+                "weighting {:?} is not available yet; use \"fixed\"",
+                cfg.weighting
+            )));
+        }
+        if train.rows == 0 {
+            return Err(Error::Invalid("the training data has no rows".into()));
+        }
+        let b = backend.as_mut();
+        let net = &model.network;
+        let spec = &model.spec;
+        let (rows, batch, tasks) = (train.rows, cfg.batch_size, spec.tasks.len());
+        let steps_per_epoch = rows.div_ceil(batch);
+        let p = net.layout.len;
+
+        // Parameters, gradients, optimizer state: one layout, four buffers.
+        let params = b.alloc(p, "params")?;
+        b.write(params, 0, &model.params)?;
+        let grads = b.alloc(p, "grads")?;
+        let m = b.alloc(p, "adam.m")?;
+        let v = b.alloc(p, "adam.v")?;
+        let counters = b.alloc(2, "counters")?;
+        let idx = b.alloc(steps_per_epoch * batch, "row order")?;
+
+        // The dataset, resident for the whole run.
+        let features = b.alloc(rows * train.inputs, "dataset features")?;
+        b.write(features, 0, &train.features)?;
+        let mut label_data = Vec::new();
+        for (j, t) in spec.tasks.iter().enumerate() {
+            let buf = b.alloc(train.targets[j].len(), &format!("dataset labels {}", t.name))?;
+            b.write(buf, 0, &train.targets[j])?;
+            label_data.push(buf);
+        }
+
+        // Batch buffers.
+        let acts = Activations::new(b, net, spec.inputs, batch, true)?;
+        let mut label_batch = Vec::new();
+        for t in &spec.tasks {
+            label_batch.push(b.alloc(batch * t.label_width(), &format!("labels {}", t.name))?);
+        }
+        let stats = b.alloc(tasks * batch * 2, "loss stats")?;
+        let lambda = b.alloc(tasks, "task weights")?;
+        let weights: Vec<f32> = spec.tasks.iter().map(|t| t.weight).collect();
+        b.write(lambda, 0, &weights)?;
+        let out = b.alloc(2 * tasks + 1, "task losses")?;
+        let log = b.alloc(steps_per_epoch * (tasks + 1), "loss log")?;
+
+        // The step, in order.
+        let idx_len = (steps_per_epoch * batch) as u32;
+        let mut ops = vec![Op::BatchGather {
+            args: GatherArgs {
+                batch: batch as u32,
+                width: spec.inputs as u32,
+                src_rows: rows as u32,
+                pad_bits: 0,
+                idx_len,
+                ..Default::default()
+            },
+            src: features,
+            idx,
+            counters,
+            dst: acts.x,
+        }];
+        for (j, t) in spec.tasks.iter().enumerate() {
+            ops.push(Op::BatchGather {
+                args: GatherArgs {
+                    batch: batch as u32,
+                    width: t.label_width() as u32,
+                    src_rows: rows as u32,
+                    pad_bits: MISSING_BITS,
+                    idx_len,
+                    ..Default::default()
+                },
+                src: label_data[j],
+                idx,
+                counters,
+                dst: label_batch[j],
+            });
+        }
+        ops.extend(forward_ops(net, &acts, params));
+        for (j, t) in spec.tasks.iter().enumerate() {
+            let args = LossArgs {
+                rows: batch as u32,
+                outputs: t.outputs as u32,
+                stats_off: (2 * j * batch) as u32,
+                ..Default::default()
+            };
+            let (z, label, dz) = (acts.logits(j), label_batch[j], acts.logits_grad(j));
+            ops.push(match t.kind {
+                TaskKind::Binary => Op::LossBce {
+                    args,
+                    z,
+                    label,
+                    dz,
+                    stats,
+                },
+                TaskKind::Multiclass => Op::LossSoftmaxCe {
+                    args,
+                    z,
+                    label,
+                    dz,
+                    stats,
+                },
+                TaskKind::Regression => Op::LossMse {
+                    args,
+                    z,
+                    label,
+                    dz,
+                    stats,
+                },
+            });
+        }
+        ops.push(Op::MultitaskLossReduce {
+            args: ReduceArgs {
+                tasks: tasks as u32,
+                rows: batch as u32,
+                log_slots: steps_per_epoch as u32,
+                _pad: 0,
+            },
+            stats,
+            lambda,
+            counters,
+            out,
+            log,
+        });
+        for (j, t) in spec.tasks.iter().enumerate() {
+            ops.push(Op::LossGradScale {
+                args: ScaleArgs {
+                    len: (batch * t.outputs) as u32,
+                    scale_index: (tasks + j) as u32,
+                    dz_off: 0,
+                    _pad: 0,
+                },
+                out,
+                dz: acts.logits_grad(j),
+            });
+        }
+        ops.extend(backward_ops(net, &acts, params, grads));
+        let o = &cfg.optimizer;
+        ops.push(match o.kind {
+            OptimizerKind::Adam => Op::AdamUpdate {
+                args: AdamArgs {
+                    len: p as u32,
+                    p_off: 0,
+                    style: match o.style {
+                        crate::io::AdamStyle::Keras => 0,
+                        crate::io::AdamStyle::Torch => 1,
+                    },
+                    _pad: 0,
+                    lr: o.lr,
+                    beta1: o.beta1,
+                    beta2: o.beta2,
+                    eps: o.eps,
+                },
+                grads,
+                counters,
+                params,
+                m,
+                v,
+            },
+            OptimizerKind::Sgd => Op::SgdUpdate {
+                args: SgdArgs {
+                    len: p as u32,
+                    p_off: 0,
+                    lr: o.lr,
+                    momentum: o.momentum,
+                },
+                grads,
+                params,
+                velocity: m,
+            },
+        });
+        ops.push(Op::StepAdvance { counters });
+        let step = b.prepare(&ops)?;
+        Ok(Trainer {
+            backend,
+            bufs: Buffers {
+                params,
+                grads,
+                m,
+                v,
+                counters,
+                idx,
+                log,
+            },
+            step,
+            rows,
+            batch,
+            steps_per_epoch,
+            tasks,
+            shuffle: cfg.shuffle,
+            rng: ChaCha8Rng::seed_from_u64(cfg.seed),
+            epoch: 0,
+            global_step: 0,
+        })
+    }
+
+    /// Optimizer steps in one epoch (the last batch may be partial).
+    pub fn steps_per_epoch(&self) -> usize {
+        self.steps_per_epoch
+    }
+
+    /// Epochs trained so far.
+    pub fn epoch(&self) -> usize {
+        self.epoch
+    }
+
+    /// The backend this trainer runs on.
+    pub fn backend(&mut self) -> &mut dyn Backend {
+        self.backend.as_mut()
+    }
+
+    /// The device buffer holding the parameters (for evaluation on the same backend).
+    pub fn params_buffer(&self) -> BufId {
+        self.bufs.params
+    }
+
+    /// The row order of the next epoch: seeded shuffle or file order, padded
+    /// to whole batches with `PAD_INDEX`.
+    fn row_order(&mut self) -> Vec<u32> {
+        let mut order: Vec<u32> = (0..self.rows as u32).collect();
+        if self.shuffle {
+            order.shuffle(&mut self.rng);
+        }
+        order.resize(self.steps_per_epoch * self.batch, PAD_INDEX);
+        order
+    }
+
+    /// Trains one epoch; `progress(steps_done, steps_total)` is called after
+    /// each submission. Returns every step's losses (read back once).
+    pub fn train_epoch(&mut self, progress: &mut dyn FnMut(usize, usize)) -> Result<Vec<StepLoss>> {
+        let order = self.row_order();
+        let b = self.backend.as_mut();
+        b.write_u32(self.bufs.idx, 0, &order)?;
+        b.write_u32(self.bufs.counters, 0, &[0, self.global_step as u32])?;
+        let mut done = 0;
+        while done < self.steps_per_epoch {
+            let k = (self.steps_per_epoch - done).min(STEPS_PER_SUBMIT as usize);
+            b.run(self.step, k as u32)?;
+            done += k;
+            progress(done, self.steps_per_epoch);
+        }
+        let log = b.read(self.bufs.log)?;
+        self.epoch += 1;
+        self.global_step += self.steps_per_epoch as u64;
+        let t = self.tasks;
+        Ok(log
+            .chunks_exact(t + 1)
+            .map(|c| StepLoss {
+                total: c[0],
+                tasks: c[1..].to_vec(),
+            })
+            .collect())
+    }
+
+    /// Reads the current parameters back into `model`.
+    pub fn download(&mut self, model: &mut Model) -> Result<()> {
+        model.params = self.backend.read(self.bufs.params)?;
+        Ok(())
+    }
+
+    /// Optimizer state (first and second moments) and gradients of the last
+    /// step, for checkpoints and tests.
+    pub fn optimizer_state(&mut self) -> Result<(Vec<f32>, Vec<f32>, Vec<f32>)> {
+        let b = self.backend.as_mut();
+        Ok((b.read(self.bufs.m)?, b.read(self.bufs.v)?, b.read(self.bufs.grads)?))
+    }
+}

@@ -1,0 +1,91 @@
+//! Golden training traces produced by Keras (tests/fixtures/golden, copied from
+//! the project's shared references): tandem must reproduce every step's loss
+//! within 1e-4 relative and every final weight within 1e-4 absolute, on the
+//! CPU and on the GPU backend.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use tandem::io::load_split;
+use tandem::model::weights::read_tensors;
+use tandem::{fit, BackendChoice, Config, Model};
+
+fn case_dir(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/golden")
+        .join(name)
+}
+
+/// `step,epoch,loss` rows of expected_losses.csv.
+fn expected_losses(dir: &Path) -> Vec<f32> {
+    let text = std::fs::read_to_string(dir.join("expected_losses.csv")).unwrap();
+    text.lines()
+        .skip(1)
+        .map(|l| l.split(',').nth(2).unwrap().parse().unwrap())
+        .collect()
+}
+
+fn run_case(name: &str, backend: BackendChoice) {
+    let dir = case_dir(name);
+    let mut cfg = Config::load(dir.join("config.toml")).unwrap();
+    let split = load_split(&mut cfg).unwrap();
+    let mut model = Model::new(cfg.model.clone(), cfg.train.seed);
+    model.load_weights(dir.join("init.safetensors")).unwrap();
+    let b = tandem::open_backend(backend).unwrap();
+    let desc = b.describe();
+    let history = fit(&mut model, &split.train, None, &cfg.train, b, &mut |_| {}).unwrap();
+    let want = expected_losses(&dir);
+    let got: Vec<f32> = history.steps().map(|(_, s)| s.total).collect();
+    assert_eq!(got.len(), want.len(), "{name} on {desc}: number of steps");
+    for (k, (g, w)) in got.iter().zip(&want).enumerate() {
+        assert!(
+            (g - w).abs() <= 1e-4 * w.abs().max(1.0),
+            "{name} on {desc}: step {k} loss {g}, Keras {w}"
+        );
+    }
+    let expected = read_tensors(&dir.join("expected_final.safetensors"), model.layout()).unwrap();
+    let mut worst = (0.0f32, String::new());
+    for t in &model.layout().tensors {
+        for k in t.offset..t.offset + t.len() {
+            let d = (model.params[k] - expected[k]).abs();
+            if d > worst.0 {
+                worst = (d, t.name.clone());
+            }
+        }
+    }
+    assert!(
+        worst.0 <= 1e-4,
+        "{name} on {desc}: final weight off by {} in `{}`",
+        worst.0,
+        worst.1
+    );
+    println!(
+        "golden {name:<18} {desc}: {} steps match Keras, worst weight |Δ| {:.1e}",
+        got.len(),
+        worst.0
+    );
+}
+
+#[test]
+fn seed_small_cpu() {
+    run_case("seed-small", BackendChoice::Cpu);
+}
+
+#[test]
+fn seed_small_gpu() {
+    if common::gpu().is_some() {
+        run_case("seed-small", BackendChoice::Gpu);
+    }
+}
+
+#[test]
+fn binary_regression_cpu() {
+    run_case("binary-regression", BackendChoice::Cpu);
+}
+
+#[test]
+fn binary_regression_gpu() {
+    if common::gpu().is_some() {
+        run_case("binary-regression", BackendChoice::Gpu);
+    }
+}
