@@ -50,9 +50,9 @@ pub struct GpuContext {
 /// Every adapter the environment's backends expose, as "name (backend, type)".
 pub fn list_adapters() -> Vec<wgpu::AdapterInfo> {
     let instance = new_instance(&AdapterChoice::from_env());
-    pollster::block_on(instance.enumerate_adapters(
-        wgpu::Backends::from_env().unwrap_or(wgpu::Backends::all()),
-    ))
+    pollster::block_on(
+        instance.enumerate_adapters(wgpu::Backends::from_env().unwrap_or(wgpu::Backends::all())),
+    )
     .iter()
     .map(|a| a.get_info())
     .collect()
@@ -78,9 +78,9 @@ impl GpuContext {
 
     /// Opens the adapter `choice` describes.
     pub fn with_choice(choice: &AdapterChoice) -> Result<Self> {
-        let instance = new_instance(choice);
         let backends = choice.backends.unwrap_or(wgpu::Backends::all());
         let adapter = if let Some(name) = &choice.name {
+            let instance = new_instance(choice);
             let wanted = name.to_lowercase();
             let adapters = pollster::block_on(instance.enumerate_adapters(backends));
             let names: Vec<String> = adapters.iter().map(|a| describe(&a.get_info())).collect();
@@ -94,13 +94,40 @@ impl GpuContext {
                     ))
                 })?
         } else {
-            pollster::block_on(instance.request_adapter(&wgpu::RequestAdapterOptions {
-                power_preference: choice.power.unwrap_or(wgpu::PowerPreference::HighPerformance),
+            let options = wgpu::RequestAdapterOptions {
+                power_preference: choice
+                    .power
+                    .unwrap_or(wgpu::PowerPreference::HighPerformance),
                 force_fallback_adapter: choice.force_fallback,
                 compatible_surface: None,
                 ..Default::default()
-            }))
-            .map_err(|e| Error::Gpu(format!("no GPU adapter ({e}); backends tried: {backends:?}")))?
+            };
+            // Without WGPU_BACKEND, Vulkan/Metal/DX12 are asked first (probing GL
+            // prints EGL errors on headless machines); GL is the last resort.
+            let primary = new_instance(&AdapterChoice {
+                backends: Some(choice.backends.unwrap_or(wgpu::Backends::PRIMARY)),
+                ..choice.clone()
+            });
+            match pollster::block_on(primary.request_adapter(&options)) {
+                Ok(a) => a,
+                Err(e) if choice.backends.is_some() => {
+                    return Err(Error::Gpu(format!(
+                        "no GPU adapter ({e}); backends tried: {backends:?}"
+                    )))
+                }
+                Err(_) => pollster::block_on(
+                    new_instance(&AdapterChoice {
+                        backends: Some(wgpu::Backends::GL),
+                        ..choice.clone()
+                    })
+                    .request_adapter(&options),
+                )
+                .map_err(|e| {
+                    Error::Gpu(format!(
+                        "no GPU adapter ({e}); tried Vulkan, Metal, DX12 and GL"
+                    ))
+                })?,
+            }
         };
         let info = adapter.get_info();
         let offered = adapter.limits();
@@ -112,7 +139,8 @@ impl GpuContext {
             max_compute_workgroup_size_x: 256,
             ..wgpu::Limits::downlevel_defaults()
         };
-        if offered.max_storage_buffers_per_shader_stage < needed.max_storage_buffers_per_shader_stage
+        if offered.max_storage_buffers_per_shader_stage
+            < needed.max_storage_buffers_per_shader_stage
             || offered.max_compute_invocations_per_workgroup < 256
         {
             return Err(Error::Gpu(format!(
