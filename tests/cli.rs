@@ -1,0 +1,270 @@
+//! The `tandem` binary as a user runs it: golden traces through `train --log`,
+//! train → save → eval → predict, and bad input that must produce a clear
+//! message (never a panic) and leave existing outputs alone.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use tandem::io::npy;
+
+fn tandem(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_tandem"))
+        .args(args)
+        .env("XDG_RUNTIME_DIR", std::env::temp_dir())
+        .output()
+        .expect("the tandem binary runs")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Runs a command that must fail cleanly; returns its stderr.
+fn fails(args: &[&str]) -> String {
+    let o = tandem(args);
+    let err = stderr(&o);
+    assert!(!o.status.success(), "expected failure: tandem {args:?}\n{err}");
+    assert!(!err.contains("panicked"), "tandem {args:?} panicked:\n{err}");
+    err
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("tandem-cli-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn golden(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/golden").join(name)
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// `tandem train --init --log` reproduces a Keras trace; compares the log's loss column.
+fn golden_through_cli(case: &str, backend: &str) {
+    let dir = golden(case);
+    let out = scratch(&format!("{case}-{backend}"));
+    let log = out.join("losses.csv");
+    let o = tandem(&[
+        "train",
+        s(&dir.join("config.toml")),
+        "--init",
+        s(&dir.join("init.safetensors")),
+        "--log",
+        s(&log),
+        "--out",
+        s(&out.join("model.safetensors")),
+        "--backend",
+        backend,
+        "--quiet",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let got = std::fs::read_to_string(&log).unwrap();
+    let want = std::fs::read_to_string(dir.join("expected_losses.csv")).unwrap();
+    assert!(got.starts_with("step,epoch,loss,"), "log header: {}", got.lines().next().unwrap());
+    let (g, w): (Vec<&str>, Vec<&str>) = (got.lines().skip(1).collect(), want.lines().skip(1).collect());
+    assert_eq!(g.len(), w.len());
+    for (a, b) in g.iter().zip(&w) {
+        let a: Vec<&str> = a.split(',').collect();
+        let b: Vec<&str> = b.split(',').collect();
+        assert_eq!(a[..2], b[..2], "step/epoch columns");
+        let (x, y): (f32, f32) = (a[2].parse().unwrap(), b[2].parse().unwrap());
+        assert!((x - y).abs() <= 1e-4 * y.abs().max(1.0), "{case} on {backend}: step {}: {x} vs Keras {y}", a[0]);
+    }
+}
+
+#[test]
+fn golden_cases_through_the_cli_on_the_cpu() {
+    golden_through_cli("seed-small", "cpu");
+    golden_through_cli("binary-regression", "cpu");
+}
+
+#[test]
+fn golden_cases_through_the_cli_on_the_gpu() {
+    if common::gpu().is_some() {
+        golden_through_cli("seed-small", "gpu");
+        golden_through_cli("binary-regression", "gpu");
+    }
+}
+
+#[test]
+fn penguins_train_eval_predict() {
+    let out = scratch("penguins");
+    let cfg = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/penguins/penguins.toml");
+    let model = out.join("penguins.safetensors");
+    let o = tandem(&["train", s(&cfg), "--backend", "cpu", "--out", s(&model), "--quiet"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = String::from_utf8_lossy(&o.stdout);
+    let metric = |task: &str, key: &str| -> f64 {
+        let line = text.lines().rev().find(|l| l.starts_with(task)).unwrap();
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let k = words.iter().position(|w| *w == key).unwrap();
+        words[k + 1].parse().unwrap()
+    };
+    assert!(metric("species", "acc") >= 0.95, "{text}");
+    assert!(metric("sex", "acc") >= 0.78, "{text}");
+    assert!(metric("body_mass", "R²") >= 0.75, "{text}");
+    assert!(stderr(&o).contains("dropped 2 of 344 rows"), "{}", stderr(&o));
+
+    let o = tandem(&["eval", s(&model), "--data", s(&cfg), "--validation", "--backend", "cpu"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let eval = String::from_utf8_lossy(&o.stdout);
+    assert!(eval.contains("species") && eval.contains("68 rows"), "{eval}");
+
+    let csv = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/penguins/penguins.csv");
+    let pred = out.join("pred.csv");
+    let o = tandem(&["predict", s(&model), "--features", s(&csv), "--out", s(&pred), "--backend", "cpu"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let p = std::fs::read_to_string(&pred).unwrap();
+    let header = p.lines().next().unwrap();
+    assert_eq!(header, "species,species_p_Adelie,species_p_Chinstrap,species_p_Gentoo,sex,body_mass");
+    assert_eq!(p.lines().count(), 345, "one prediction per input row");
+    assert!(p.lines().nth(1).unwrap().starts_with("Adelie,"), "{}", p.lines().nth(1).unwrap());
+}
+
+/// A small npy case: x [20, 4], one binary and one 3-class task.
+fn npy_case(dir: &Path, config: &str, x: &[f32], cls: &[f32]) -> PathBuf {
+    npy::write_f32(dir.join("x.npy"), &[x.len() / 4, 4], x).unwrap();
+    npy::write_f32(dir.join("y_b.npy"), &[x.len() / 4, 1], &vec![1.0; x.len() / 4]).unwrap();
+    npy::write_f32(dir.join("y_c.npy"), &[cls.len(), 1], cls).unwrap();
+    let path = dir.join("config.toml");
+    std::fs::write(&path, config).unwrap();
+    path
+}
+
+const CONFIG: &str = r#"[model]
+inputs = 4
+trunk = [5]
+activation = "relu"
+
+[[tasks]]
+name = "b"
+kind = "binary"
+
+[[tasks]]
+name = "c"
+kind = "multiclass"
+outputs = 3
+
+[train]
+epochs = 1
+batch_size = 8
+
+[train.optimizer]
+kind = "adam"
+lr = 0.01
+
+[data]
+features = "x.npy"
+
+[data.targets]
+b = "y_b.npy"
+c = "y_c.npy"
+"#;
+
+fn good_case(name: &str) -> (PathBuf, PathBuf) {
+    let dir = scratch(name);
+    let cfg = npy_case(&dir, CONFIG, &common::random(1, 80, -1.0, 1.0), &[0.0, 1.0, 2.0, 1.0].repeat(5));
+    (dir, cfg)
+}
+
+#[test]
+fn bad_config_keys_and_types_are_named_with_their_line() {
+    let (dir, _) = good_case("keys");
+    let cfg = dir.join("bad.toml");
+    std::fs::write(&cfg, CONFIG.replace("trunk = [5]", "trunk = [5]\ndropout = 0.1")).unwrap();
+    let err = fails(&["train", s(&cfg), "--backend", "cpu"]);
+    assert!(err.contains("dropout") && err.contains("line 4"), "{err}");
+
+    std::fs::write(&cfg, CONFIG.replace("epochs = 1", "epochs = \"many\"")).unwrap();
+    let err = fails(&["train", s(&cfg), "--backend", "cpu"]);
+    assert!(err.contains("epochs") && err.contains("line 16"), "{err}");
+
+    std::fs::write(&cfg, CONFIG.replace("c = \"y_c.npy\"", "c = \"y_c.npy\"\nd = \"y_c.npy\"")).unwrap();
+    let err = fails(&["train", s(&cfg), "--backend", "cpu"]);
+    assert!(err.contains("`d`") || err.contains("\"d\"") || err.contains(" d "), "{err}");
+}
+
+#[test]
+fn bad_data_is_named_with_file_and_row() {
+    let (dir, _) = good_case("data");
+    // Feature count disagrees with `inputs`.
+    let cfg = dir.join("wide.toml");
+    std::fs::write(&cfg, CONFIG.replace("inputs = 4", "inputs = 6")).unwrap();
+    let err = fails(&["train", s(&cfg), "--backend", "cpu"]);
+    assert!(err.contains("x.npy") && err.contains('6') && err.contains('4'), "{err}");
+    // A class label outside 0..C−1.
+    let d2 = scratch("class");
+    let cfg = npy_case(&d2, CONFIG, &common::random(1, 80, -1.0, 1.0), &[0.0, 1.0, 3.0, 1.0].repeat(5));
+    let err = fails(&["train", s(&cfg), "--backend", "cpu"]);
+    assert!(err.contains("y_c.npy") && err.contains("row 2"), "{err}");
+    // A non-finite feature.
+    let d3 = scratch("nan");
+    let mut x = common::random(1, 80, -1.0, 1.0);
+    x[4 * 7 + 2] = f32::INFINITY;
+    let cfg = npy_case(&d3, CONFIG, &x, &[0.0, 1.0, 2.0, 1.0].repeat(5));
+    let err = fails(&["train", s(&cfg), "--backend", "cpu"]);
+    assert!(err.contains("x.npy") && err.contains("row 7"), "{err}");
+    // A path that does not exist.
+    let err = fails(&["train", s(&dir.join("nope.toml")), "--backend", "cpu"]);
+    assert!(err.contains("nope.toml"), "{err}");
+    // An empty CSV.
+    let d4 = scratch("empty");
+    std::fs::write(d4.join("t.csv"), "").unwrap();
+    std::fs::write(
+        d4.join("c.toml"),
+        "[model]\ntrunk=[4]\nactivation=\"relu\"\n[[tasks]]\nname=\"y\"\nkind=\"binary\"\n[train]\nepochs=1\nbatch_size=4\n[train.optimizer]\nkind=\"adam\"\nlr=0.01\n[data]\npath=\"t.csv\"\nfeatures=[\"a\"]\n[data.targets]\ny=\"b\"\n",
+    )
+    .unwrap();
+    let err = fails(&["train", s(&d4.join("c.toml")), "--backend", "cpu"]);
+    assert!(err.contains("t.csv"), "{err}");
+}
+
+#[test]
+fn bad_init_weights_name_the_tensor_and_both_shapes() {
+    let (dir, cfg) = good_case("init");
+    let model = dir.join("m.safetensors");
+    let o = tandem(&["train", s(&cfg), "--backend", "cpu", "--out", s(&model), "--quiet"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    // The same model with a wider trunk: every trunk tensor has the wrong shape.
+    let wide = dir.join("wide.toml");
+    std::fs::write(&wide, CONFIG.replace("trunk = [5]", "trunk = [6]")).unwrap();
+    let err = fails(&["train", s(&wide), "--init", s(&model), "--backend", "cpu"]);
+    assert!(err.contains("trunk.0.weight") && err.contains("[6, 4]") && err.contains("[5, 4]"), "{err}");
+    // A model with a task the file has no head for.
+    let more = dir.join("more.toml");
+    let text = CONFIG
+        .replace("[train]", "[[tasks]]\nname = \"e\"\nkind = \"regression\"\n\n[train]")
+        .replace("c = \"y_c.npy\"", "c = \"y_c.npy\"\ne = \"y_c.npy\"");
+    std::fs::write(&more, text).unwrap();
+    let err = fails(&["train", s(&more), "--init", s(&model), "--backend", "cpu"]);
+    assert!(err.contains("missing tensor") && err.contains("heads.e.0.weight"), "{err}");
+}
+
+#[test]
+fn a_failed_run_leaves_existing_outputs_alone() {
+    let (dir, _) = good_case("clobber");
+    let out = dir.join("model.safetensors");
+    let log = dir.join("log.csv");
+    std::fs::write(&out, b"precious").unwrap();
+    std::fs::write(&log, b"precious log").unwrap();
+    let bad = dir.join("bad.toml");
+    std::fs::write(&bad, CONFIG.replace("inputs = 4", "inputs = 9")).unwrap();
+    fails(&["train", s(&bad), "--out", s(&out), "--log", s(&log), "--backend", "cpu"]);
+    assert_eq!(std::fs::read(&out).unwrap(), b"precious");
+    assert_eq!(std::fs::read(&log).unwrap(), b"precious log");
+    // An output folder that does not exist is reported before training starts.
+    let err = fails(&["train", s(&dir.join("config.toml")), "--out", s(&dir.join("no/such/m.safetensors"))]);
+    assert!(err.contains("does not exist"), "{err}");
+}
+
+#[test]
+fn unknown_backend_is_an_error() {
+    let (_, cfg) = good_case("backend");
+    let err = fails(&["train", s(&cfg), "--backend", "tpu"]);
+    assert!(err.contains("tpu"), "{err}");
+}
