@@ -38,7 +38,10 @@ pub enum Kernel {
 /// The WGSL sources, one per op family, embedded at compile time.
 pub const SHADER_FILES: &[(&str, &str)] = &[
     ("dense.wgsl", include_str!("../shaders/dense.wgsl")),
-    ("activation.wgsl", include_str!("../shaders/activation.wgsl")),
+    (
+        "activation.wgsl",
+        include_str!("../shaders/activation.wgsl"),
+    ),
     ("concat.wgsl", include_str!("../shaders/concat.wgsl")),
     ("loss.wgsl", include_str!("../shaders/loss.wgsl")),
     ("multitask.wgsl", include_str!("../shaders/multitask.wgsl")),

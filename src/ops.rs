@@ -292,13 +292,25 @@ impl Op {
                 vec![src, dst]
             }
             Op::LossBce {
-                z, label, dz, stats, ..
+                z,
+                label,
+                dz,
+                stats,
+                ..
             }
             | Op::LossSoftmaxCe {
-                z, label, dz, stats, ..
+                z,
+                label,
+                dz,
+                stats,
+                ..
             }
             | Op::LossMse {
-                z, label, dz, stats, ..
+                z,
+                label,
+                dz,
+                stats,
+                ..
             } => vec![z, label, dz, stats],
             Op::MultitaskLossReduce {
                 stats,
@@ -346,9 +358,9 @@ impl Op {
             Op::ConcatColumns { args, .. } | Op::SplitColumns { args, .. } => {
                 bytemuck::bytes_of(args)
             }
-            Op::LossBce { args, .. } | Op::LossSoftmaxCe { args, .. } | Op::LossMse { args, .. } => {
-                bytemuck::bytes_of(args)
-            }
+            Op::LossBce { args, .. }
+            | Op::LossSoftmaxCe { args, .. }
+            | Op::LossMse { args, .. } => bytemuck::bytes_of(args),
             Op::MultitaskLossReduce { args, .. } => bytemuck::bytes_of(args),
             Op::LossGradScale { args, .. } => bytemuck::bytes_of(args),
             Op::AdamUpdate { args, .. } => bytemuck::bytes_of(args),
@@ -371,9 +383,9 @@ impl Op {
             Op::ConcatColumns { args, .. } | Op::SplitColumns { args, .. } => {
                 (args.rows * args.width).div_ceil(WORKGROUP)
             }
-            Op::LossBce { args, .. } | Op::LossSoftmaxCe { args, .. } | Op::LossMse { args, .. } => {
-                args.rows.div_ceil(WORKGROUP)
-            }
+            Op::LossBce { args, .. }
+            | Op::LossSoftmaxCe { args, .. }
+            | Op::LossMse { args, .. } => args.rows.div_ceil(WORKGROUP),
             Op::MultitaskLossReduce { .. } => 1,
             Op::LossGradScale { args, .. } => args.len.div_ceil(WORKGROUP),
             Op::AdamUpdate { args, .. } => args.len.div_ceil(WORKGROUP),

@@ -24,8 +24,14 @@ fn stderr(o: &Output) -> String {
 fn fails(args: &[&str]) -> String {
     let o = tandem(args);
     let err = stderr(&o);
-    assert!(!o.status.success(), "expected failure: tandem {args:?}\n{err}");
-    assert!(!err.contains("panicked"), "tandem {args:?} panicked:\n{err}");
+    assert!(
+        !o.status.success(),
+        "expected failure: tandem {args:?}\n{err}"
+    );
+    assert!(
+        !err.contains("panicked"),
+        "tandem {args:?} panicked:\n{err}"
+    );
     err
 }
 
@@ -37,7 +43,9 @@ fn scratch(name: &str) -> PathBuf {
 }
 
 fn golden(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/golden").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/golden")
+        .join(name)
 }
 
 fn s(p: &Path) -> &str {
@@ -65,15 +73,26 @@ fn golden_through_cli(case: &str, backend: &str) {
     assert!(o.status.success(), "{}", stderr(&o));
     let got = std::fs::read_to_string(&log).unwrap();
     let want = std::fs::read_to_string(dir.join("expected_losses.csv")).unwrap();
-    assert!(got.starts_with("step,epoch,loss,"), "log header: {}", got.lines().next().unwrap());
-    let (g, w): (Vec<&str>, Vec<&str>) = (got.lines().skip(1).collect(), want.lines().skip(1).collect());
+    assert!(
+        got.starts_with("step,epoch,loss,"),
+        "log header: {}",
+        got.lines().next().unwrap()
+    );
+    let (g, w): (Vec<&str>, Vec<&str>) = (
+        got.lines().skip(1).collect(),
+        want.lines().skip(1).collect(),
+    );
     assert_eq!(g.len(), w.len());
     for (a, b) in g.iter().zip(&w) {
         let a: Vec<&str> = a.split(',').collect();
         let b: Vec<&str> = b.split(',').collect();
         assert_eq!(a[..2], b[..2], "step/epoch columns");
         let (x, y): (f32, f32) = (a[2].parse().unwrap(), b[2].parse().unwrap());
-        assert!((x - y).abs() <= 1e-4 * y.abs().max(1.0), "{case} on {backend}: step {}: {x} vs Keras {y}", a[0]);
+        assert!(
+            (x - y).abs() <= 1e-4 * y.abs().max(1.0),
+            "{case} on {backend}: step {}: {x} vs Keras {y}",
+            a[0]
+        );
     }
 }
 
@@ -96,7 +115,15 @@ fn penguins_train_eval_predict() {
     let out = scratch("penguins");
     let cfg = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/penguins/penguins.toml");
     let model = out.join("penguins.safetensors");
-    let o = tandem(&["train", s(&cfg), "--backend", "cpu", "--out", s(&model), "--quiet"]);
+    let o = tandem(&[
+        "train",
+        s(&cfg),
+        "--backend",
+        "cpu",
+        "--out",
+        s(&model),
+        "--quiet",
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let text = String::from_utf8_lossy(&o.stdout);
     let metric = |task: &str, key: &str| -> f64 {
@@ -108,28 +135,64 @@ fn penguins_train_eval_predict() {
     assert!(metric("species", "acc") >= 0.95, "{text}");
     assert!(metric("sex", "acc") >= 0.78, "{text}");
     assert!(metric("body_mass", "R²") >= 0.75, "{text}");
-    assert!(stderr(&o).contains("dropped 2 of 344 rows"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("dropped 2 of 344 rows"),
+        "{}",
+        stderr(&o)
+    );
 
-    let o = tandem(&["eval", s(&model), "--data", s(&cfg), "--validation", "--backend", "cpu"]);
+    let o = tandem(&[
+        "eval",
+        s(&model),
+        "--data",
+        s(&cfg),
+        "--validation",
+        "--backend",
+        "cpu",
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let eval = String::from_utf8_lossy(&o.stdout);
-    assert!(eval.contains("species") && eval.contains("68 rows"), "{eval}");
+    assert!(
+        eval.contains("species") && eval.contains("68 rows"),
+        "{eval}"
+    );
 
     let csv = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/penguins/penguins.csv");
     let pred = out.join("pred.csv");
-    let o = tandem(&["predict", s(&model), "--features", s(&csv), "--out", s(&pred), "--backend", "cpu"]);
+    let o = tandem(&[
+        "predict",
+        s(&model),
+        "--features",
+        s(&csv),
+        "--out",
+        s(&pred),
+        "--backend",
+        "cpu",
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let p = std::fs::read_to_string(&pred).unwrap();
     let header = p.lines().next().unwrap();
-    assert_eq!(header, "species,species_p_Adelie,species_p_Chinstrap,species_p_Gentoo,sex,body_mass");
+    assert_eq!(
+        header,
+        "species,species_p_Adelie,species_p_Chinstrap,species_p_Gentoo,sex,body_mass"
+    );
     assert_eq!(p.lines().count(), 345, "one prediction per input row");
-    assert!(p.lines().nth(1).unwrap().starts_with("Adelie,"), "{}", p.lines().nth(1).unwrap());
+    assert!(
+        p.lines().nth(1).unwrap().starts_with("Adelie,"),
+        "{}",
+        p.lines().nth(1).unwrap()
+    );
 }
 
 /// A small npy case: x [20, 4], one binary and one 3-class task.
 fn npy_case(dir: &Path, config: &str, x: &[f32], cls: &[f32]) -> PathBuf {
     npy::write_f32(dir.join("x.npy"), &[x.len() / 4, 4], x).unwrap();
-    npy::write_f32(dir.join("y_b.npy"), &[x.len() / 4, 1], &vec![1.0; x.len() / 4]).unwrap();
+    npy::write_f32(
+        dir.join("y_b.npy"),
+        &[x.len() / 4, 1],
+        &vec![1.0; x.len() / 4],
+    )
+    .unwrap();
     npy::write_f32(dir.join("y_c.npy"), &[cls.len(), 1], cls).unwrap();
     let path = dir.join("config.toml");
     std::fs::write(&path, config).unwrap();
@@ -168,7 +231,12 @@ c = "y_c.npy"
 
 fn good_case(name: &str) -> (PathBuf, PathBuf) {
     let dir = scratch(name);
-    let cfg = npy_case(&dir, CONFIG, &common::random(1, 80, -1.0, 1.0), &[0.0, 1.0, 2.0, 1.0].repeat(5));
+    let cfg = npy_case(
+        &dir,
+        CONFIG,
+        &common::random(1, 80, -1.0, 1.0),
+        &[0.0, 1.0, 2.0, 1.0].repeat(5),
+    );
     (dir, cfg)
 }
 
@@ -176,7 +244,11 @@ fn good_case(name: &str) -> (PathBuf, PathBuf) {
 fn bad_config_keys_and_types_are_named_with_their_line() {
     let (dir, _) = good_case("keys");
     let cfg = dir.join("bad.toml");
-    std::fs::write(&cfg, CONFIG.replace("trunk = [5]", "trunk = [5]\ndropout = 0.1")).unwrap();
+    std::fs::write(
+        &cfg,
+        CONFIG.replace("trunk = [5]", "trunk = [5]\ndropout = 0.1"),
+    )
+    .unwrap();
     let err = fails(&["train", s(&cfg), "--backend", "cpu"]);
     assert!(err.contains("dropout") && err.contains("line 4"), "{err}");
 
@@ -184,9 +256,16 @@ fn bad_config_keys_and_types_are_named_with_their_line() {
     let err = fails(&["train", s(&cfg), "--backend", "cpu"]);
     assert!(err.contains("epochs") && err.contains("line 16"), "{err}");
 
-    std::fs::write(&cfg, CONFIG.replace("c = \"y_c.npy\"", "c = \"y_c.npy\"\nd = \"y_c.npy\"")).unwrap();
+    std::fs::write(
+        &cfg,
+        CONFIG.replace("c = \"y_c.npy\"", "c = \"y_c.npy\"\nd = \"y_c.npy\""),
+    )
+    .unwrap();
     let err = fails(&["train", s(&cfg), "--backend", "cpu"]);
-    assert!(err.contains("`d`") || err.contains("\"d\"") || err.contains(" d "), "{err}");
+    assert!(
+        err.contains("`d`") || err.contains("\"d\"") || err.contains(" d "),
+        "{err}"
+    );
 }
 
 #[test]
@@ -196,10 +275,18 @@ fn bad_data_is_named_with_file_and_row() {
     let cfg = dir.join("wide.toml");
     std::fs::write(&cfg, CONFIG.replace("inputs = 4", "inputs = 6")).unwrap();
     let err = fails(&["train", s(&cfg), "--backend", "cpu"]);
-    assert!(err.contains("x.npy") && err.contains('6') && err.contains('4'), "{err}");
+    assert!(
+        err.contains("x.npy") && err.contains('6') && err.contains('4'),
+        "{err}"
+    );
     // A class label outside 0..C−1.
     let d2 = scratch("class");
-    let cfg = npy_case(&d2, CONFIG, &common::random(1, 80, -1.0, 1.0), &[0.0, 1.0, 3.0, 1.0].repeat(5));
+    let cfg = npy_case(
+        &d2,
+        CONFIG,
+        &common::random(1, 80, -1.0, 1.0),
+        &[0.0, 1.0, 3.0, 1.0].repeat(5),
+    );
     let err = fails(&["train", s(&cfg), "--backend", "cpu"]);
     assert!(err.contains("y_c.npy") && err.contains("row 2"), "{err}");
     // A non-finite feature.
@@ -228,21 +315,38 @@ fn bad_data_is_named_with_file_and_row() {
 fn bad_init_weights_name_the_tensor_and_both_shapes() {
     let (dir, cfg) = good_case("init");
     let model = dir.join("m.safetensors");
-    let o = tandem(&["train", s(&cfg), "--backend", "cpu", "--out", s(&model), "--quiet"]);
+    let o = tandem(&[
+        "train",
+        s(&cfg),
+        "--backend",
+        "cpu",
+        "--out",
+        s(&model),
+        "--quiet",
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
     // The same model with a wider trunk: every trunk tensor has the wrong shape.
     let wide = dir.join("wide.toml");
     std::fs::write(&wide, CONFIG.replace("trunk = [5]", "trunk = [6]")).unwrap();
     let err = fails(&["train", s(&wide), "--init", s(&model), "--backend", "cpu"]);
-    assert!(err.contains("trunk.0.weight") && err.contains("[6, 4]") && err.contains("[5, 4]"), "{err}");
+    assert!(
+        err.contains("trunk.0.weight") && err.contains("[6, 4]") && err.contains("[5, 4]"),
+        "{err}"
+    );
     // A model with a task the file has no head for.
     let more = dir.join("more.toml");
     let text = CONFIG
-        .replace("[train]", "[[tasks]]\nname = \"e\"\nkind = \"regression\"\n\n[train]")
+        .replace(
+            "[train]",
+            "[[tasks]]\nname = \"e\"\nkind = \"regression\"\n\n[train]",
+        )
         .replace("c = \"y_c.npy\"", "c = \"y_c.npy\"\ne = \"y_c.npy\"");
     std::fs::write(&more, text).unwrap();
     let err = fails(&["train", s(&more), "--init", s(&model), "--backend", "cpu"]);
-    assert!(err.contains("missing tensor") && err.contains("heads.e.0.weight"), "{err}");
+    assert!(
+        err.contains("missing tensor") && err.contains("heads.e.0.weight"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -254,11 +358,25 @@ fn a_failed_run_leaves_existing_outputs_alone() {
     std::fs::write(&log, b"precious log").unwrap();
     let bad = dir.join("bad.toml");
     std::fs::write(&bad, CONFIG.replace("inputs = 4", "inputs = 9")).unwrap();
-    fails(&["train", s(&bad), "--out", s(&out), "--log", s(&log), "--backend", "cpu"]);
+    fails(&[
+        "train",
+        s(&bad),
+        "--out",
+        s(&out),
+        "--log",
+        s(&log),
+        "--backend",
+        "cpu",
+    ]);
     assert_eq!(std::fs::read(&out).unwrap(), b"precious");
     assert_eq!(std::fs::read(&log).unwrap(), b"precious log");
     // An output folder that does not exist is reported before training starts.
-    let err = fails(&["train", s(&dir.join("config.toml")), "--out", s(&dir.join("no/such/m.safetensors"))]);
+    let err = fails(&[
+        "train",
+        s(&dir.join("config.toml")),
+        "--out",
+        s(&dir.join("no/such/m.safetensors")),
+    ]);
     assert!(err.contains("does not exist"), "{err}");
 }
 

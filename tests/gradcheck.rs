@@ -54,15 +54,21 @@ fn dense_backward_matches_finite_differences() {
                 let (mut xp, mut xm) = (x.clone(), x.clone());
                 xp[k] += H;
                 xm[k] -= H;
-                let fd = (dense_objective(&a, &xp, &p, &r) - dense_objective(&a, &xm, &p, &r)) / (2.0 * H);
+                let fd = (dense_objective(&a, &xp, &p, &r) - dense_objective(&a, &xm, &p, &r))
+                    / (2.0 * H);
                 assert_grad(&format!("dense {n}x{i}x{o} act {act} dx[{k}]"), fd, dx[k]);
             }
             for k in 0..p.len() {
                 let (mut pp, mut pm) = (p.clone(), p.clone());
                 pp[k] += H;
                 pm[k] -= H;
-                let fd = (dense_objective(&a, &x, &pp, &r) - dense_objective(&a, &x, &pm, &r)) / (2.0 * H);
-                assert_grad(&format!("dense {n}x{i}x{o} act {act} dparam[{k}]"), fd, g[k]);
+                let fd = (dense_objective(&a, &x, &pp, &r) - dense_objective(&a, &x, &pm, &r))
+                    / (2.0 * H);
+                assert_grad(
+                    &format!("dense {n}x{i}x{o} act {act} dparam[{k}]"),
+                    fd,
+                    g[k],
+                );
             }
         }
     }
@@ -74,7 +80,11 @@ fn activation_backward_matches_finite_differences() {
         let len = 65u32;
         let x = random(act as u64, len as usize, -3.0, 3.0);
         let r = random(act as u64 + 9, len as usize, -1.0, 1.0);
-        let a = ActivationArgs { len, act, ..Default::default() };
+        let a = ActivationArgs {
+            len,
+            act,
+            ..Default::default()
+        };
         let mut y = vec![0.0; len as usize];
         activation::forward(&a, &x, &mut y);
         let mut dx = vec![0.0; len as usize];
@@ -91,7 +101,13 @@ fn activation_backward_matches_finite_differences() {
 fn split_is_the_backward_of_concat() {
     // Objective Σ r ⊙ concat(a into wide at col0): d/da = split(r).
     let (rows, width, wide, col0) = (5u32, 3u32, 8u32, 4u32);
-    let a = ColumnsArgs { rows, width, wide, col0, ..Default::default() };
+    let a = ColumnsArgs {
+        rows,
+        width,
+        wide,
+        col0,
+        ..Default::default()
+    };
     let src = random(1, (rows * width) as usize, -1.0, 1.0);
     let r = random(2, (rows * wide) as usize, -1.0, 1.0);
     let objective = |s: &[f32]| {
@@ -105,7 +121,11 @@ fn split_is_the_backward_of_concat() {
         let (mut p, mut m) = (src.clone(), src.clone());
         p[k] += H;
         m[k] -= H;
-        assert_grad(&format!("concat [{k}]"), (objective(&p) - objective(&m)) / (2.0 * H), grad[k]);
+        assert_grad(
+            &format!("concat [{k}]"),
+            (objective(&p) - objective(&m)) / (2.0 * H),
+            grad[k],
+        );
     }
 }
 
@@ -122,9 +142,19 @@ fn task_loss(kind: u32, a: &LossArgs, z: &[f32], label: &[f32]) -> (f32, Vec<f32
     }
     let mut out = vec![0.0; 3];
     let mut log = vec![0.0; 2];
-    let ra = ReduceArgs { tasks: 1, rows: a.rows, log_slots: 1, _pad: 0 };
+    let ra = ReduceArgs {
+        tasks: 1,
+        rows: a.rows,
+        log_slots: 1,
+        _pad: 0,
+    };
     multitask::loss_reduce(&ra, &stats, &[0.7], &[0, 0], &mut out, &mut log);
-    let sa = ScaleArgs { len: n as u32, scale_index: 1, dz_off: 0, _pad: 0 };
+    let sa = ScaleArgs {
+        len: n as u32,
+        scale_index: 1,
+        dz_off: 0,
+        _pad: 0,
+    };
     multitask::grad_scale(&sa, &out, &mut dz);
     (out[2], dz)
 }
@@ -136,7 +166,11 @@ fn loss_gradients_match_finite_differences() {
             if kind == 1 && outputs < 2 {
                 continue;
             }
-            let a = LossArgs { rows, outputs, ..Default::default() };
+            let a = LossArgs {
+                rows,
+                outputs,
+                ..Default::default()
+            };
             let n = (rows * outputs) as usize;
             let z = random(kind as u64 + 3, n, -3.0, 3.0);
             let label_len = if kind == 1 { rows as usize } else { n };
@@ -156,8 +190,13 @@ fn loss_gradients_match_finite_differences() {
                 let (mut p, mut m) = (z.clone(), z.clone());
                 p[k] += H;
                 m[k] -= H;
-                let fd = (task_loss(kind, &a, &p, &label).0 - task_loss(kind, &a, &m, &label).0) / (2.0 * H);
-                assert_grad(&format!("loss kind {kind} {rows}x{outputs} dz[{k}]"), fd, grad[k]);
+                let fd = (task_loss(kind, &a, &p, &label).0 - task_loss(kind, &a, &m, &label).0)
+                    / (2.0 * H);
+                assert_grad(
+                    &format!("loss kind {kind} {rows}x{outputs} dz[{k}]"),
+                    fd,
+                    grad[k],
+                );
             }
         }
     }

@@ -74,7 +74,9 @@ fn parity_all_kernels() {
 }
 
 fn seed(parts: &[u32]) -> u64 {
-    parts.iter().fold(17u64, |s, &p| s.wrapping_mul(31).wrapping_add(p as u64))
+    parts
+        .iter()
+        .fold(17u64, |s, &p| s.wrapping_mul(31).wrapping_add(p as u64))
 }
 
 /// A dense layer's buffers: x at offset 3, params (W then b) at offset 5, with
@@ -85,12 +87,24 @@ struct DenseBufs {
     params: BufId,
 }
 
-fn dense_setup(h: &mut Harness, n: u32, i: u32, o: u32, act: u32, batches: u32, share_x: bool) -> DenseBufs {
+fn dense_setup(
+    h: &mut Harness,
+    n: u32,
+    i: u32,
+    o: u32,
+    act: u32,
+    batches: u32,
+    share_x: bool,
+) -> DenseBufs {
     let s = seed(&[n, i, o, act, batches]);
     let xs = if share_x { n * i } else { batches * n * i };
     let x = h.buffer("x", 3, &random(s, xs as usize, -1.0, 1.0));
     let per = o * i + o;
-    let params = h.buffer("params", 5, &random(s + 1, (batches * per) as usize, -0.5, 0.5));
+    let params = h.buffer(
+        "params",
+        5,
+        &random(s + 1, (batches * per) as usize, -0.5, 0.5),
+    );
     let args = DenseArgs {
         n,
         i,
@@ -120,8 +134,18 @@ fn dense_forward(h: &mut Harness) -> String {
             h.gpu_reset();
             let d = dense_setup(h, n, i, o, act, 1, false);
             let y = h.output("y", 2, (n * o) as usize);
-            let op = Op::DenseForward { args: d.args, x: d.x, params: d.params, y };
-            worst = worst.max(h.check(&format!("dense_forward {n}x{i}x{o} act {act}"), &[op], DENSE_TOL.0, DENSE_TOL.1));
+            let op = Op::DenseForward {
+                args: d.args,
+                x: d.x,
+                params: d.params,
+                y,
+            };
+            worst = worst.max(h.check(
+                &format!("dense_forward {n}x{i}x{o} act {act}"),
+                &[op],
+                DENSE_TOL.0,
+                DENSE_TOL.1,
+            ));
             cases += 1;
         }
     }
@@ -129,16 +153,34 @@ fn dense_forward(h: &mut Harness) -> String {
     h.gpu_reset();
     let d = dense_setup(h, 33, 9, 70, 2, 3, true);
     let y = h.output("y", 2, 3 * 33 * 70);
-    let op = Op::DenseForward { args: d.args, x: d.x, params: d.params, y };
+    let op = Op::DenseForward {
+        args: d.args,
+        x: d.x,
+        params: d.params,
+        y,
+    };
     worst = worst.max(h.check("dense_forward batched", &[op], DENSE_TOL.0, DENSE_TOL.1));
     // More than 65,535 tiles: the grid folds into a second dimension.
     h.gpu_reset();
     let n = 65_536 * 64 + 3;
     let d = dense_setup(h, n, 1, 1, 1, 1, false);
     let y = h.output("y", 2, n as usize);
-    let op = Op::DenseForward { args: d.args, x: d.x, params: d.params, y };
-    worst = worst.max(h.check("dense_forward 65,537 tiles", &[op], DENSE_TOL.0, DENSE_TOL.1));
-    format!("{} cases (+batched, +65,537 tiles), max |Δ| {worst:.2e}", cases)
+    let op = Op::DenseForward {
+        args: d.args,
+        x: d.x,
+        params: d.params,
+        y,
+    };
+    worst = worst.max(h.check(
+        "dense_forward 65,537 tiles",
+        &[op],
+        DENSE_TOL.0,
+        DENSE_TOL.1,
+    ));
+    format!(
+        "{} cases (+batched, +65,537 tiles), max |Δ| {worst:.2e}",
+        cases
+    )
 }
 
 fn dense_backward_input(h: &mut Harness) -> String {
@@ -153,11 +195,25 @@ fn dense_backward_input(h: &mut Harness) -> String {
             let y = h.buffer("y", 2, &random(s, (n * o) as usize, 0.01, 0.99));
             let dy = h.buffer("dy", 4, &random(s + 1, (n * o) as usize, -1.0, 1.0));
             let dx = h.buffer("dx", 1, &random(s + 2, (n * i) as usize, -1.0, 1.0));
-            let op = Op::DenseBackwardInput { args: d.args, dy, y, params: d.params, dx };
-            worst = worst.max(h.check(&format!("dense_backward_input {n}x{i}x{o} act {act} acc {acc}"), &[op], DENSE_TOL.0, DENSE_TOL.1));
+            let op = Op::DenseBackwardInput {
+                args: d.args,
+                dy,
+                y,
+                params: d.params,
+                dx,
+            };
+            worst = worst.max(h.check(
+                &format!("dense_backward_input {n}x{i}x{o} act {act} acc {acc}"),
+                &[op],
+                DENSE_TOL.0,
+                DENSE_TOL.1,
+            ));
         }
     }
-    format!("{} shapes x 4 activations, max |Δ| {worst:.2e}", DENSE_SHAPES.len())
+    format!(
+        "{} shapes x 4 activations, max |Δ| {worst:.2e}",
+        DENSE_SHAPES.len()
+    )
 }
 
 fn dense_backward_weight(h: &mut Harness) -> String {
@@ -171,8 +227,19 @@ fn dense_backward_weight(h: &mut Harness) -> String {
             let y = h.buffer("y", 2, &random(s, (n * o) as usize, 0.01, 0.99));
             let dy = h.buffer("dy", 4, &random(s + 1, (n * o) as usize, -1.0, 1.0));
             let grads = h.buffer("grads", 5, &random(s + 2, (o * i + o) as usize, -1.0, 1.0));
-            let op = Op::DenseBackwardWeight { args: d.args, dy, y, x: d.x, grads };
-            worst = worst.max(h.check(&format!("dense_backward_weight {n}x{i}x{o} act {act} acc {acc}"), &[op], DENSE_TOL.0, DENSE_TOL.1));
+            let op = Op::DenseBackwardWeight {
+                args: d.args,
+                dy,
+                y,
+                x: d.x,
+                grads,
+            };
+            worst = worst.max(h.check(
+                &format!("dense_backward_weight {n}x{i}x{o} act {act} acc {acc}"),
+                &[op],
+                DENSE_TOL.0,
+                DENSE_TOL.1,
+            ));
         }
     }
     // Two members with their own inputs in one dispatch.
@@ -181,9 +248,23 @@ fn dense_backward_weight(h: &mut Harness) -> String {
     let y = h.buffer("y", 2, &random(5, 2 * 19 * 66, 0.01, 0.99));
     let dy = h.buffer("dy", 4, &random(6, 2 * 19 * 66, -1.0, 1.0));
     let grads = h.output("grads", 5, 2 * (66 * 6 + 66));
-    let op = Op::DenseBackwardWeight { args: d.args, dy, y, x: d.x, grads };
-    worst = worst.max(h.check("dense_backward_weight batched", &[op], DENSE_TOL.0, DENSE_TOL.1));
-    format!("{} shapes x 4 activations (+batched), max |Δ| {worst:.2e}", DENSE_SHAPES.len())
+    let op = Op::DenseBackwardWeight {
+        args: d.args,
+        dy,
+        y,
+        x: d.x,
+        grads,
+    };
+    worst = worst.max(h.check(
+        "dense_backward_weight batched",
+        &[op],
+        DENSE_TOL.0,
+        DENSE_TOL.1,
+    ));
+    format!(
+        "{} shapes x 4 activations (+batched), max |Δ| {worst:.2e}",
+        DENSE_SHAPES.len()
+    )
 }
 
 fn activation_forward(h: &mut Harness) -> String {
@@ -193,8 +274,19 @@ fn activation_forward(h: &mut Harness) -> String {
             h.gpu_reset();
             let x = h.buffer("x", 3, &random(seed(&[len, act]), len as usize, -4.0, 4.0));
             let y = h.output("y", 1, len as usize);
-            let args = ActivationArgs { len, act, x_off: 3, y_off: 1, ..Default::default() };
-            worst = worst.max(h.check(&format!("activation_forward {len} act {act}"), &[Op::ActivationForward { args, x, y }], ELEM_TOL.0, ELEM_TOL.1));
+            let args = ActivationArgs {
+                len,
+                act,
+                x_off: 3,
+                y_off: 1,
+                ..Default::default()
+            };
+            worst = worst.max(h.check(
+                &format!("activation_forward {len} act {act}"),
+                &[Op::ActivationForward { args, x, y }],
+                ELEM_TOL.0,
+                ELEM_TOL.1,
+            ));
         }
     }
     // More than 65,535 workgroups of 256.
@@ -202,9 +294,23 @@ fn activation_forward(h: &mut Harness) -> String {
     let len = 65_535 * 256 + 300;
     let x = h.buffer("x", 3, &random(1, len as usize, -4.0, 4.0));
     let y = h.output("y", 1, len as usize);
-    let args = ActivationArgs { len, act: 1, x_off: 3, y_off: 1, ..Default::default() };
-    worst = worst.max(h.check("activation_forward 65,537 workgroups", &[Op::ActivationForward { args, x, y }], ELEM_TOL.0, ELEM_TOL.1));
-    format!("{} lengths x 4 activations (+65,537 workgroups), max |Δ| {worst:.2e}", LENGTHS.len())
+    let args = ActivationArgs {
+        len,
+        act: 1,
+        x_off: 3,
+        y_off: 1,
+        ..Default::default()
+    };
+    worst = worst.max(h.check(
+        "activation_forward 65,537 workgroups",
+        &[Op::ActivationForward { args, x, y }],
+        ELEM_TOL.0,
+        ELEM_TOL.1,
+    ));
+    format!(
+        "{} lengths x 4 activations (+65,537 workgroups), max |Δ| {worst:.2e}",
+        LENGTHS.len()
+    )
 }
 
 fn activation_backward(h: &mut Harness) -> String {
@@ -213,25 +319,75 @@ fn activation_backward(h: &mut Harness) -> String {
         for (act, acc) in [(0, 0), (1, 1), (2, 0), (3, 1)] {
             h.gpu_reset();
             let dy = h.buffer("dy", 3, &random(seed(&[len, act]), len as usize, -1.0, 1.0));
-            let y = h.buffer("y", 2, &random(seed(&[len, act, 1]), len as usize, -0.99, 0.99));
-            let dx = h.buffer("dx", 1, &random(seed(&[len, act, 2]), len as usize, -1.0, 1.0));
-            let args = ActivationArgs { len, act, x_off: 3, y_off: 2, dx_off: 1, accumulate: acc, ..Default::default() };
-            worst = worst.max(h.check(&format!("activation_backward {len} act {act}"), &[Op::ActivationBackward { args, dy, y, dx }], ELEM_TOL.0, ELEM_TOL.1));
+            let y = h.buffer(
+                "y",
+                2,
+                &random(seed(&[len, act, 1]), len as usize, -0.99, 0.99),
+            );
+            let dx = h.buffer(
+                "dx",
+                1,
+                &random(seed(&[len, act, 2]), len as usize, -1.0, 1.0),
+            );
+            let args = ActivationArgs {
+                len,
+                act,
+                x_off: 3,
+                y_off: 2,
+                dx_off: 1,
+                accumulate: acc,
+                ..Default::default()
+            };
+            worst = worst.max(h.check(
+                &format!("activation_backward {len} act {act}"),
+                &[Op::ActivationBackward { args, dy, y, dx }],
+                ELEM_TOL.0,
+                ELEM_TOL.1,
+            ));
         }
     }
-    format!("{} lengths x 4 activations, max |Δ| {worst:.2e}", LENGTHS.len())
+    format!(
+        "{} lengths x 4 activations, max |Δ| {worst:.2e}",
+        LENGTHS.len()
+    )
 }
 
-const COLUMN_SHAPES: &[(u32, u32, u32, u32)] = &[(1, 1, 1, 0), (3, 5, 7, 2), (65, 3, 10, 7), (257, 65, 130, 65)];
+const COLUMN_SHAPES: &[(u32, u32, u32, u32)] = &[
+    (1, 1, 1, 0),
+    (3, 5, 7, 2),
+    (65, 3, 10, 7),
+    (257, 65, 130, 65),
+];
 
 fn concat_columns(h: &mut Harness) -> String {
     for &(rows, width, wide, col0) in COLUMN_SHAPES {
         h.gpu_reset();
-        let src = h.buffer("src", 2, &random(seed(&[rows, width]), (rows * width) as usize, -1.0, 1.0));
+        let src = h.buffer(
+            "src",
+            2,
+            &random(seed(&[rows, width]), (rows * width) as usize, -1.0, 1.0),
+        );
         // The wide side already holds other blocks: only this block may change.
-        let dst = h.buffer("dst", 3, &random(seed(&[rows, wide]), (rows * wide) as usize, -1.0, 1.0));
-        let args = ColumnsArgs { rows, width, wide, col0, src_off: 2, dst_off: 3, ..Default::default() };
-        h.check(&format!("concat_columns {rows}x{width} into {wide} at {col0}"), &[Op::ConcatColumns { args, src, dst }], EXACT.0, EXACT.1);
+        let dst = h.buffer(
+            "dst",
+            3,
+            &random(seed(&[rows, wide]), (rows * wide) as usize, -1.0, 1.0),
+        );
+        let args = ColumnsArgs {
+            rows,
+            width,
+            wide,
+            col0,
+            src_off: 2,
+            dst_off: 3,
+            ..Default::default()
+        };
+        h.check(
+            &format!("concat_columns {rows}x{width} into {wide} at {col0}"),
+            &[Op::ConcatColumns { args, src, dst }],
+            EXACT.0,
+            EXACT.1,
+        );
     }
     format!("{} shapes, exact", COLUMN_SHAPES.len())
 }
@@ -240,10 +396,32 @@ fn split_columns(h: &mut Harness) -> String {
     for &(rows, width, wide, col0) in COLUMN_SHAPES {
         for acc in [0, 1] {
             h.gpu_reset();
-            let src = h.buffer("src", 2, &random(seed(&[rows, wide]), (rows * wide) as usize, -1.0, 1.0));
-            let dst = h.buffer("dst", 3, &random(seed(&[rows, width]), (rows * width) as usize, -1.0, 1.0));
-            let args = ColumnsArgs { rows, width, wide, col0, src_off: 2, dst_off: 3, accumulate: acc, ..Default::default() };
-            h.check(&format!("split_columns {rows}x{wide} at {col0} acc {acc}"), &[Op::SplitColumns { args, src, dst }], ELEM_TOL.0, ELEM_TOL.1);
+            let src = h.buffer(
+                "src",
+                2,
+                &random(seed(&[rows, wide]), (rows * wide) as usize, -1.0, 1.0),
+            );
+            let dst = h.buffer(
+                "dst",
+                3,
+                &random(seed(&[rows, width]), (rows * width) as usize, -1.0, 1.0),
+            );
+            let args = ColumnsArgs {
+                rows,
+                width,
+                wide,
+                col0,
+                src_off: 2,
+                dst_off: 3,
+                accumulate: acc,
+                ..Default::default()
+            };
+            h.check(
+                &format!("split_columns {rows}x{wide} at {col0} acc {acc}"),
+                &[Op::SplitColumns { args, src, dst }],
+                ELEM_TOL.0,
+                ELEM_TOL.1,
+            );
         }
     }
     format!("{} shapes x overwrite/accumulate", COLUMN_SHAPES.len())
@@ -254,7 +432,13 @@ fn labels(s: u64, len: usize, every: usize, make: impl Fn(f32) -> f32) -> Vec<f3
     random(s, len, 0.0, 1.0)
         .into_iter()
         .enumerate()
-        .map(|(k, u)| if every > 0 && k % every == every - 1 { f32::NAN } else { make(u) })
+        .map(|(k, u)| {
+            if every > 0 && k % every == every - 1 {
+                f32::NAN
+            } else {
+                make(u)
+            }
+        })
         .collect()
 }
 
@@ -268,35 +452,84 @@ fn loss_case(h: &mut Harness, kind: Kernel) -> f32 {
             let s = seed(&[rows, outputs, every as u32]);
             let n = (rows * outputs) as usize;
             let z = h.buffer("z", 3, &random(s, n, -6.0, 6.0));
-            let width = if kind == Kernel::LossSoftmaxCe { rows as usize } else { n };
+            let width = if kind == Kernel::LossSoftmaxCe {
+                rows as usize
+            } else {
+                n
+            };
             let lab = match kind {
                 Kernel::LossBce => labels(s + 1, width, every, |u| if u < 0.5 { 0.0 } else { 1.0 }),
-                Kernel::LossSoftmaxCe => labels(s + 1, width, every, |u| (u * outputs as f32).floor().min(outputs as f32 - 1.0)),
+                Kernel::LossSoftmaxCe => labels(s + 1, width, every, |u| {
+                    (u * outputs as f32).floor().min(outputs as f32 - 1.0)
+                }),
                 _ => labels(s + 1, width, every, |u| 4.0 * u - 2.0),
             };
             let label = h.buffer("label", 1, &lab);
             let dz = h.output("dz", 2, n);
             let stats = h.output("stats", 4, 2 * rows as usize);
-            let args = LossArgs { rows, outputs, z_off: 3, label_off: 1, dz_off: 2, stats_off: 4, ..Default::default() };
-            let op = match kind {
-                Kernel::LossBce => Op::LossBce { args, z, label, dz, stats },
-                Kernel::LossSoftmaxCe => Op::LossSoftmaxCe { args, z, label, dz, stats },
-                _ => Op::LossMse { args, z, label, dz, stats },
+            let args = LossArgs {
+                rows,
+                outputs,
+                z_off: 3,
+                label_off: 1,
+                dz_off: 2,
+                stats_off: 4,
+                ..Default::default()
             };
-            worst = worst.max(h.check(&format!("{kind:?} {rows}x{outputs} missing every {every}"), &[op], ELEM_TOL.0, ELEM_TOL.1));
+            let op = match kind {
+                Kernel::LossBce => Op::LossBce {
+                    args,
+                    z,
+                    label,
+                    dz,
+                    stats,
+                },
+                Kernel::LossSoftmaxCe => Op::LossSoftmaxCe {
+                    args,
+                    z,
+                    label,
+                    dz,
+                    stats,
+                },
+                _ => Op::LossMse {
+                    args,
+                    z,
+                    label,
+                    dz,
+                    stats,
+                },
+            };
+            worst = worst.max(h.check(
+                &format!("{kind:?} {rows}x{outputs} missing every {every}"),
+                &[op],
+                ELEM_TOL.0,
+                ELEM_TOL.1,
+            ));
         }
     }
     worst
 }
 
 fn loss_bce(h: &mut Harness) -> String {
-    format!("{} shapes, with and without missing labels, max |Δ| {:.2e}", LOSS_SHAPES.len(), loss_case(h, Kernel::LossBce))
+    format!(
+        "{} shapes, with and without missing labels, max |Δ| {:.2e}",
+        LOSS_SHAPES.len(),
+        loss_case(h, Kernel::LossBce)
+    )
 }
 fn loss_softmax_ce(h: &mut Harness) -> String {
-    format!("{} shapes, with and without missing labels, max |Δ| {:.2e}", LOSS_SHAPES.len(), loss_case(h, Kernel::LossSoftmaxCe))
+    format!(
+        "{} shapes, with and without missing labels, max |Δ| {:.2e}",
+        LOSS_SHAPES.len(),
+        loss_case(h, Kernel::LossSoftmaxCe)
+    )
 }
 fn loss_mse(h: &mut Harness) -> String {
-    format!("{} shapes, with and without missing labels, max |Δ| {:.2e}", LOSS_SHAPES.len(), loss_case(h, Kernel::LossMse))
+    format!(
+        "{} shapes, with and without missing labels, max |Δ| {:.2e}",
+        LOSS_SHAPES.len(),
+        loss_case(h, Kernel::LossMse)
+    )
 }
 
 fn multitask_loss_reduce(h: &mut Harness) -> String {
@@ -317,13 +550,34 @@ fn multitask_loss_reduce(h: &mut Harness) -> String {
         }
         // Stats must start at element 0 of their buffer (the kernel has no offset).
         let stats = h.buffer("stats", 0, &stats);
-        let lambda = h.buffer("lambda", 0, &random(seed(&[tasks]), tasks as usize, 0.1, 2.0));
+        let lambda = h.buffer(
+            "lambda",
+            0,
+            &random(seed(&[tasks]), tasks as usize, 0.1, 2.0),
+        );
         let counters = h.buffer_u32("counters", &[2, 40]);
         let out = h.output("out", 0, (2 * tasks + 1) as usize);
         let log = h.output("log", 0, (4 * (tasks + 1)) as usize);
-        let args = ReduceArgs { tasks, rows, log_slots: 4, _pad: 0 };
-        let op = Op::MultitaskLossReduce { args, stats, lambda, counters, out, log };
-        worst = worst.max(h.check(&format!("multitask_loss_reduce {tasks} tasks x {rows} rows"), &[op], ELEM_TOL.0, ELEM_TOL.1));
+        let args = ReduceArgs {
+            tasks,
+            rows,
+            log_slots: 4,
+            _pad: 0,
+        };
+        let op = Op::MultitaskLossReduce {
+            args,
+            stats,
+            lambda,
+            counters,
+            out,
+            log,
+        };
+        worst = worst.max(h.check(
+            &format!("multitask_loss_reduce {tasks} tasks x {rows} rows"),
+            &[op],
+            ELEM_TOL.0,
+            ELEM_TOL.1,
+        ));
     }
     format!("4 shapes (one task without labels), max |Δ| {worst:.2e}")
 }
@@ -333,8 +587,18 @@ fn loss_grad_scale(h: &mut Harness) -> String {
         h.gpu_reset();
         let out = h.buffer("out", 0, &[0.3, 0.7, 1.5, 2.0 / 3.0, 0.0]);
         let dz = h.buffer("dz", 3, &random(seed(&[len]), len as usize, -1.0, 1.0));
-        let args = ScaleArgs { len, scale_index: 3, dz_off: 3, _pad: 0 };
-        h.check(&format!("loss_grad_scale {len}"), &[Op::LossGradScale { args, out, dz }], ELEM_TOL.0, ELEM_TOL.1);
+        let args = ScaleArgs {
+            len,
+            scale_index: 3,
+            dz_off: 3,
+            _pad: 0,
+        };
+        h.check(
+            &format!("loss_grad_scale {len}"),
+            &[Op::LossGradScale { args, out, dz }],
+            ELEM_TOL.0,
+            ELEM_TOL.1,
+        );
     }
     format!("{} lengths", LENGTHS.len())
 }
@@ -351,12 +615,46 @@ fn adam_update(h: &mut Harness) -> String {
             let m = h.buffer("m", 0, &random(seed(&[len, 3]), total, -0.1, 0.1));
             let v = h.buffer("v", 0, &random(seed(&[len, 4]), total, 0.0, 0.1));
             // Update only [4, 4 + len): the rest must stay as it was.
-            let args = AdamArgs { len, p_off: 4, style, _pad: 0, lr: 0.01, beta1: 0.9, beta2: 0.999, eps: 1e-7 };
-            let ops = [Op::AdamUpdate { args, grads, counters, params, m, v }, Op::AdamUpdate { args, grads, counters, params, m, v }];
-            worst = worst.max(h.check(&format!("adam_update {len} style {style}"), &ops, ELEM_TOL.0, ELEM_TOL.1));
+            let args = AdamArgs {
+                len,
+                p_off: 4,
+                style,
+                _pad: 0,
+                lr: 0.01,
+                beta1: 0.9,
+                beta2: 0.999,
+                eps: 1e-7,
+            };
+            let ops = [
+                Op::AdamUpdate {
+                    args,
+                    grads,
+                    counters,
+                    params,
+                    m,
+                    v,
+                },
+                Op::AdamUpdate {
+                    args,
+                    grads,
+                    counters,
+                    params,
+                    m,
+                    v,
+                },
+            ];
+            worst = worst.max(h.check(
+                &format!("adam_update {len} style {style}"),
+                &ops,
+                ELEM_TOL.0,
+                ELEM_TOL.1,
+            ));
         }
     }
-    format!("{} lengths x keras/torch, 2 steps on a sub-range, max |Δ| {worst:.2e}", LENGTHS.len())
+    format!(
+        "{} lengths x keras/torch, 2 steps on a sub-range, max |Δ| {worst:.2e}",
+        LENGTHS.len()
+    )
 }
 
 fn sgd_update(h: &mut Harness) -> String {
@@ -366,8 +664,23 @@ fn sgd_update(h: &mut Harness) -> String {
         let grads = h.buffer("grads", 0, &random(seed(&[len, 1]), total, -1.0, 1.0));
         let params = h.buffer("params", 0, &random(seed(&[len, 2]), total, -1.0, 1.0));
         let velocity = h.buffer("velocity", 0, &random(seed(&[len, 3]), total, -0.1, 0.1));
-        let args = SgdArgs { len, p_off: 3, lr: 0.05, momentum: 0.9 };
-        h.check(&format!("sgd_update {len}"), &[Op::SgdUpdate { args, grads, params, velocity }], ELEM_TOL.0, ELEM_TOL.1);
+        let args = SgdArgs {
+            len,
+            p_off: 3,
+            lr: 0.05,
+            momentum: 0.9,
+        };
+        h.check(
+            &format!("sgd_update {len}"),
+            &[Op::SgdUpdate {
+                args,
+                grads,
+                params,
+                velocity,
+            }],
+            ELEM_TOL.0,
+            ELEM_TOL.1,
+        );
     }
     format!("{} lengths", LENGTHS.len())
 }
@@ -376,7 +689,11 @@ fn batch_gather(h: &mut Harness) -> String {
     for &(rows, width, batch) in &[(1u32, 1u32, 1u32), (10, 3, 4), (300, 65, 32), (70, 2, 257)] {
         for pad in [0.0f32, f32::NAN] {
             h.gpu_reset();
-            let src = h.buffer("src", 0, &random(seed(&[rows, width]), (rows * width) as usize, -1.0, 1.0));
+            let src = h.buffer(
+                "src",
+                0,
+                &random(seed(&[rows, width]), (rows * width) as usize, -1.0, 1.0),
+            );
             // Two epochs' worth of indices for step 1, the last batch padded.
             let mut idx: Vec<u32> = (0..2 * batch).map(|k| (k * 7 + 3) % rows).collect();
             let last = idx.len() - 1;
@@ -384,8 +701,27 @@ fn batch_gather(h: &mut Harness) -> String {
             let idx = h.buffer_u32("idx", &idx);
             let counters = h.buffer_u32("counters", &[1, 0]);
             let dst = h.output("dst", 2, (batch * width) as usize);
-            let args = GatherArgs { batch, width, src_rows: rows, pad_bits: pad.to_bits(), idx_len: 2 * batch, dst_off: 2, ..Default::default() };
-            h.check(&format!("batch_gather {rows}x{width} batch {batch}"), &[Op::BatchGather { args, src, idx, counters, dst }], EXACT.0, EXACT.1);
+            let args = GatherArgs {
+                batch,
+                width,
+                src_rows: rows,
+                pad_bits: pad.to_bits(),
+                idx_len: 2 * batch,
+                dst_off: 2,
+                ..Default::default()
+            };
+            h.check(
+                &format!("batch_gather {rows}x{width} batch {batch}"),
+                &[Op::BatchGather {
+                    args,
+                    src,
+                    idx,
+                    counters,
+                    dst,
+                }],
+                EXACT.0,
+                EXACT.1,
+            );
         }
     }
     "4 shapes x zero/NaN padding, exact".into()
@@ -394,6 +730,11 @@ fn batch_gather(h: &mut Harness) -> String {
 fn step_advance(h: &mut Harness) -> String {
     h.gpu_reset();
     let counters = h.buffer_u32("counters", &[3, 99]);
-    h.check("step_advance", &[Op::StepAdvance { counters }, Op::StepAdvance { counters }], EXACT.0, EXACT.1);
+    h.check(
+        "step_advance",
+        &[Op::StepAdvance { counters }, Op::StepAdvance { counters }],
+        EXACT.0,
+        EXACT.1,
+    );
     "exact".into()
 }

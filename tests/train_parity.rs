@@ -11,7 +11,13 @@ use tandem::model::Activation;
 use tandem::{fit, BackendChoice, Dataset, Model, ModelSpec, TaskKind, TaskSpec};
 
 fn task(name: &str, kind: TaskKind, outputs: usize, head: Vec<usize>, weight: f32) -> TaskSpec {
-    TaskSpec { name: name.into(), kind, weight, head, outputs }
+    TaskSpec {
+        name: name.into(),
+        kind,
+        weight,
+        head,
+        outputs,
+    }
 }
 
 fn data(rows: usize) -> Dataset {
@@ -22,12 +28,30 @@ fn data(rows: usize) -> Dataset {
     let mut value = Vec::new();
     for r in 0..rows {
         let x = &features[r * 7..r * 7 + 7];
-        class.push(if r % 11 == 5 { f32::NAN } else { ((x[0] + x[1] > 0.0) as u8 + (x[2] > 0.5) as u8) as f32 });
+        class.push(if r % 11 == 5 {
+            f32::NAN
+        } else {
+            ((x[0] + x[1] > 0.0) as u8 + (x[2] > 0.5) as u8) as f32
+        });
         multi.push((x[3] > 0.0) as u8 as f32);
-        multi.push(if r % 7 == 3 { f32::NAN } else { (x[4] * u[r] > 0.1) as u8 as f32 });
-        value.push(if r % 5 == 0 { f32::NAN } else { x[5] * 2.0 - x[6] + 0.1 * u[rows + r] });
+        multi.push(if r % 7 == 3 {
+            f32::NAN
+        } else {
+            (x[4] * u[r] > 0.1) as u8 as f32
+        });
+        value.push(if r % 5 == 0 {
+            f32::NAN
+        } else {
+            x[5] * 2.0 - x[6] + 0.1 * u[rows + r]
+        });
     }
-    Dataset { rows, inputs: 7, features, targets: vec![class, multi, value], feature_names: vec![] }
+    Dataset {
+        rows,
+        inputs: 7,
+        features,
+        targets: vec![class, multi, value],
+        feature_names: vec![],
+    }
 }
 
 #[test]
@@ -52,13 +76,32 @@ fn cpu_and_gpu_train_the_same_model() {
         seed: 5,
         weighting: Weighting::Fixed,
         gradnorm_alpha: None,
-        optimizer: OptimizerConfig { kind: OptimizerKind::Adam, lr: 0.01, beta1: 0.9, beta2: 0.999, eps: 1e-7, style: AdamStyle::Torch, momentum: 0.0 },
+        optimizer: OptimizerConfig {
+            kind: OptimizerKind::Adam,
+            lr: 0.01,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-7,
+            style: AdamStyle::Torch,
+            momentum: 0.0,
+        },
     };
     let train = data(75); // 5 steps per epoch, the last with 11 rows
     let run = |b: BackendChoice| {
         let mut model = Model::new(spec.clone(), 3);
-        let h = fit(&mut model, &train, None, &cfg, tandem::open_backend(b).unwrap(), &mut |_| {}).unwrap();
-        let losses: Vec<Vec<f32>> = h.steps().map(|(_, s)| [vec![s.total], s.tasks.clone()].concat()).collect();
+        let h = fit(
+            &mut model,
+            &train,
+            None,
+            &cfg,
+            tandem::open_backend(b).unwrap(),
+            &mut |_| {},
+        )
+        .unwrap();
+        let losses: Vec<Vec<f32>> = h
+            .steps()
+            .map(|(_, s)| [vec![s.total], s.tasks.clone()].concat())
+            .collect();
         (losses, model.params)
     };
     let (cpu_loss, cpu_w) = run(BackendChoice::Cpu);
@@ -66,13 +109,24 @@ fn cpu_and_gpu_train_the_same_model() {
     assert_eq!(cpu_loss.len(), 15);
     for (k, (c, g)) in cpu_loss.iter().zip(&gpu_loss).enumerate() {
         for (a, b) in c.iter().zip(g) {
-            assert!((a - b).abs() <= 1e-4 * a.abs().max(1.0), "step {k}: cpu {c:?} gpu {g:?}");
+            assert!(
+                (a - b).abs() <= 1e-4 * a.abs().max(1.0),
+                "step {k}: cpu {c:?} gpu {g:?}"
+            );
         }
     }
-    let worst = cpu_w.iter().zip(&gpu_w).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+    let worst = cpu_w
+        .iter()
+        .zip(&gpu_w)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0f32, f32::max);
     assert!(worst <= 1e-4, "weights differ by {worst}");
     // Training did something: the objective fell.
-    assert!(cpu_loss[14][0] < cpu_loss[0][0], "loss did not fall: {:?}", cpu_loss);
+    assert!(
+        cpu_loss[14][0] < cpu_loss[0][0],
+        "loss did not fall: {:?}",
+        cpu_loss
+    );
     println!("15 steps on cpu and gpu agree; worst weight |Δ| {worst:.1e}");
 }
 
@@ -91,7 +145,15 @@ fn sgd_with_momentum_trains_on_both_backends() {
         seed: 0,
         weighting: Weighting::Fixed,
         gradnorm_alpha: None,
-        optimizer: OptimizerConfig { kind: OptimizerKind::Sgd, lr: 0.05, beta1: 0.9, beta2: 0.999, eps: 1e-7, style: AdamStyle::Keras, momentum: 0.9 },
+        optimizer: OptimizerConfig {
+            kind: OptimizerKind::Sgd,
+            lr: 0.05,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-7,
+            style: AdamStyle::Keras,
+            momentum: 0.9,
+        },
     };
     let mut d = data(40);
     d.targets = vec![d.targets[2].clone()];
@@ -102,14 +164,26 @@ fn sgd_with_momentum_trains_on_both_backends() {
     let mut finals = Vec::new();
     for b in backends {
         let mut model = Model::new(spec.clone(), 1);
-        let h = fit(&mut model, &d, None, &cfg, tandem::open_backend(b).unwrap(), &mut |_| {}).unwrap();
+        let h = fit(
+            &mut model,
+            &d,
+            None,
+            &cfg,
+            tandem::open_backend(b).unwrap(),
+            &mut |_| {},
+        )
+        .unwrap();
         let first = h.epochs[0].loss;
         let last = h.epochs.last().unwrap().loss;
         assert!(last < first, "SGD on {b:?}: loss {first} → {last}");
         finals.push(model.params);
     }
     if finals.len() == 2 {
-        let worst = finals[0].iter().zip(&finals[1]).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+        let worst = finals[0]
+            .iter()
+            .zip(&finals[1])
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0f32, f32::max);
         assert!(worst <= 1e-4, "SGD weights differ by {worst}");
     }
 }

@@ -10,7 +10,11 @@ use tandem::train::metrics::TaskMetrics;
 use tandem::{BackendChoice, Config, Event, Model, TaskKind};
 
 #[derive(Parser)]
-#[command(name = "tandem", version, about = "Multi-task models and ensembles, trained on any GPU")]
+#[command(
+    name = "tandem",
+    version,
+    about = "Multi-task models and ensembles, trained on any GPU"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -109,7 +113,11 @@ fn check_output(path: &Option<PathBuf>, what: &str) -> Result<()> {
         let dir = p.parent().filter(|d| !d.as_os_str().is_empty());
         if let Some(d) = dir {
             if !d.is_dir() {
-                bail!("{what} {}: folder {} does not exist", p.display(), d.display());
+                bail!(
+                    "{what} {}: folder {} does not exist",
+                    p.display(),
+                    d.display()
+                );
             }
         }
     }
@@ -251,7 +259,10 @@ fn eval(model_path: &Path, data: &Path, validation: bool, backend: &str) -> Resu
                     tandem::io::split_rows(all.rows, cfg.data.validation, cfg.train.seed);
                 all.select(&valid)
             }
-            None => bail!("{}: [data] validation is 0: no validation rows", data.display()),
+            None => bail!(
+                "{}: [data] validation is 0: no validation rows",
+                data.display()
+            ),
         }
     } else {
         load_all(&mut cfg, model.preprocess.as_ref())?
@@ -309,7 +320,10 @@ fn predict(model_path: &Path, features: &Path, out: &Path, backend: &str) -> Res
                 TaskKind::Multiclass => {
                     header.push(t.name.clone());
                     for c in 0..t.outputs {
-                        let name = classes.and_then(|n| n.get(c)).cloned().unwrap_or(c.to_string());
+                        let name = classes
+                            .and_then(|n| n.get(c))
+                            .cloned()
+                            .unwrap_or(c.to_string());
                         header.push(format!("{}_p_{}", t.name, name));
                     }
                 }
@@ -324,7 +338,12 @@ fn predict(model_path: &Path, features: &Path, out: &Path, backend: &str) -> Res
                 if let Some(class) = &t.class {
                     let names = model.preprocess.as_ref().and_then(|pr| pr.class_names(j));
                     let c = class[r];
-                    cells.push(names.and_then(|n| n.get(c)).cloned().unwrap_or(c.to_string()));
+                    cells.push(
+                        names
+                            .and_then(|n| n.get(c))
+                            .cloned()
+                            .unwrap_or(c.to_string()),
+                    );
                 }
                 for v in &t.values[r * t.outputs..(r + 1) * t.outputs] {
                     cells.push(format!("{v}"));

@@ -47,6 +47,10 @@ pub fn backward(a: &ActivationArgs, dy: &[f32], y: &[f32], dx: &mut [f32]) {
     );
     for i in 0..n {
         let v = dy[go + i] * activate_grad(y[yo + i], a.act);
-        dx[dxo + i] = if a.accumulate != 0 { dx[dxo + i] + v } else { v };
+        dx[dxo + i] = if a.accumulate != 0 {
+            dx[dxo + i] + v
+        } else {
+            v
+        };
     }
 }

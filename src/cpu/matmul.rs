@@ -12,11 +12,19 @@ pub struct Layout {
 impl Layout {
     /// Row-major with `cols` columns, starting at `off`.
     pub fn rows(off: usize, cols: usize) -> Self {
-        Layout { off, rs: cols, cs: 1 }
+        Layout {
+            off,
+            rs: cols,
+            cs: 1,
+        }
     }
     /// The transpose of a row-major matrix with `cols` columns, starting at `off`.
     pub fn transposed(off: usize, cols: usize) -> Self {
-        Layout { off, rs: 1, cs: cols }
+        Layout {
+            off,
+            rs: 1,
+            cs: cols,
+        }
     }
     fn last(&self, rows: usize, cols: usize) -> usize {
         self.off + (rows - 1) * self.rs + (cols - 1) * self.cs

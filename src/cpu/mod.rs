@@ -66,11 +66,15 @@ pub fn run_op(bufs: &mut [Vec<f32>], op: &Op) {
     let mut out: Vec<Vec<f32>> = outputs.iter().map(|&b| take(bufs, b)).collect();
     let b = &*bufs;
     match op {
-        Op::DenseForward { args, x, params, .. } => {
-            dense::forward(args, &b[x.0], &b[params.0], &mut out[0])
-        }
+        Op::DenseForward {
+            args, x, params, ..
+        } => dense::forward(args, &b[x.0], &b[params.0], &mut out[0]),
         Op::DenseBackwardInput {
-            args, dy, y, params, ..
+            args,
+            dy,
+            y,
+            params,
+            ..
         } => dense::backward_input(args, &b[dy.0], &b[y.0], &b[params.0], &mut out[0]),
         Op::DenseBackwardWeight { args, dy, y, x, .. } => {
             dense::backward_weight(args, &b[dy.0], &b[y.0], &b[x.0], &mut out[0])
@@ -110,9 +114,7 @@ pub fn run_op(bufs: &mut [Vec<f32>], op: &Op) {
                 &mut log[0],
             )
         }
-        Op::LossGradScale { args, out: o, .. } => {
-            multitask::grad_scale(args, &b[o.0], &mut out[0])
-        }
+        Op::LossGradScale { args, out: o, .. } => multitask::grad_scale(args, &b[o.0], &mut out[0]),
         Op::AdamUpdate {
             args,
             grads,

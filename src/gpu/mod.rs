@@ -83,7 +83,10 @@ impl GpuBackend {
         let ids = op.buffers();
         for id in &ids {
             if id.0 >= self.bufs.len() {
-                return Err(Error::Invalid(format!("{kernel:?}: unknown buffer {}", id.0)));
+                return Err(Error::Invalid(format!(
+                    "{kernel:?}: unknown buffer {}",
+                    id.0
+                )));
             }
         }
         let pipeline = self.pipelines.get(&self.ctx, kernel)?;
@@ -197,17 +200,17 @@ impl Backend for GpuBackend {
             });
             let mut enc = ctx
                 .device
-                .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("read") });
+                .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                    label: Some("read"),
+                });
             enc.copy_buffer_to_buffer(&b.buffer, 0, &staging, 0, size);
             ctx.queue.submit([enc.finish()]);
             staging
         })?;
         let (tx, rx) = std::sync::mpsc::channel();
-        staging
-            .slice(..)
-            .map_async(wgpu::MapMode::Read, move |r| {
-                let _ = tx.send(r);
-            });
+        staging.slice(..).map_async(wgpu::MapMode::Read, move |r| {
+            let _ = tx.send(r);
+        });
         ctx.wait(&format!("reading `{}`", b.label))?;
         match rx.try_recv() {
             Ok(Ok(())) => {}
@@ -253,7 +256,9 @@ impl Backend for GpuBackend {
         ctx.scoped("run", || {
             let mut enc = ctx
                 .device
-                .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("step") });
+                .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                    label: Some("step"),
+                });
             {
                 let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
                     label: Some("step"),

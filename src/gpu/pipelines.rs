@@ -65,12 +65,12 @@ impl Pipelines {
             }
             let module = &self.modules[file];
             let pipeline = ctx.scoped(kernel.entry(), || {
-                let layout = ctx
-                    .device
-                    .create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
-                        label: Some(kernel.entry()),
-                        entries: &layout_entries(kernel),
-                    });
+                let layout =
+                    ctx.device
+                        .create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+                            label: Some(kernel.entry()),
+                            entries: &layout_entries(kernel),
+                        });
                 let pipeline_layout =
                     ctx.device
                         .create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {

@@ -41,7 +41,11 @@ pub fn read_tensors(path: &Path, layout: &ParamLayout) -> Result<Vec<f32>> {
         if view.dtype() != Dtype::F32 {
             return Err(Error::weights(
                 path,
-                format!("tensor `{}`: expected F32, found {:?}", t.name, view.dtype()),
+                format!(
+                    "tensor `{}`: expected F32, found {:?}",
+                    t.name,
+                    view.dtype()
+                ),
             ));
         }
         let dst = &mut values[t.offset..t.offset + t.len()];
@@ -58,7 +62,10 @@ pub fn read_tensors(path: &Path, layout: &ParamLayout) -> Result<Vec<f32>> {
         extra.sort();
         return Err(Error::weights(
             path,
-            format!("unexpected tensor(s) not in the model: {}", extra.join(", ")),
+            format!(
+                "unexpected tensor(s) not in the model: {}",
+                extra.join(", ")
+            ),
         ));
     }
     Ok(values)

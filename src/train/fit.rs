@@ -132,9 +132,8 @@ pub fn fit(
         None => None,
     };
     for epoch in 0..cfg.epochs {
-        let steps = trainer.train_epoch(&mut |done, total| {
-            on_event(Event::Progress { epoch, done, total })
-        })?;
+        let steps = trainer
+            .train_epoch(&mut |done, total| on_event(Event::Progress { epoch, done, total }))?;
         let loss = steps.iter().map(|s| s.total).sum::<f32>() / steps.len().max(1) as f32;
         let valid_metrics = match (&predictor, valid) {
             (Some(p), Some(v)) => {

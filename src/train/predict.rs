@@ -67,7 +67,9 @@ impl Predictor {
         Ok(Predictor {
             program,
             counters,
-            logits: (0..model.spec.tasks.len()).map(|j| acts.logits(j)).collect(),
+            logits: (0..model.spec.tasks.len())
+                .map(|j| acts.logits(j))
+                .collect(),
             outputs: model.spec.tasks.iter().map(|t| t.outputs).collect(),
             rows,
             batch,
@@ -177,7 +179,11 @@ pub fn to_predictions(model: &Model, logits: Vec<Vec<f32>>, rows: usize) -> Pred
 
 /// Per-task metrics of logits against a dataset's labels. Regression metrics
 /// are in the data's units (standardised CSV targets are mapped back).
-pub fn task_metrics(model: &Model, logits: &[Vec<f32>], data: &Dataset) -> Vec<(String, TaskMetrics)> {
+pub fn task_metrics(
+    model: &Model,
+    logits: &[Vec<f32>],
+    data: &Dataset,
+) -> Vec<(String, TaskMetrics)> {
     model
         .spec
         .tasks

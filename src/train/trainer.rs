@@ -122,7 +122,10 @@ impl Trainer {
         b.write(features, 0, &train.features)?;
         let mut label_data = Vec::new();
         for (j, t) in spec.tasks.iter().enumerate() {
-            let buf = b.alloc(train.targets[j].len(), &format!("dataset labels {}", t.name))?;
+            let buf = b.alloc(
+                train.targets[j].len(),
+                &format!("dataset labels {}", t.name),
+            )?;
             b.write(buf, 0, &train.targets[j])?;
             label_data.push(buf);
         }
@@ -358,6 +361,10 @@ impl Trainer {
     /// step, for checkpoints and tests.
     pub fn optimizer_state(&mut self) -> Result<(Vec<f32>, Vec<f32>, Vec<f32>)> {
         let b = self.backend.as_mut();
-        Ok((b.read(self.bufs.m)?, b.read(self.bufs.v)?, b.read(self.bufs.grads)?))
+        Ok((
+            b.read(self.bufs.m)?,
+            b.read(self.bufs.v)?,
+            b.read(self.bufs.grads)?,
+        ))
     }
 }

@@ -136,7 +136,9 @@ impl<'a> Harness<'a> {
                         r.label
                     );
                     if x.to_bits() != SENTINEL.to_bits() {
-                        mismatches.push(format!("[{i}] outside the range: gpu {x} (sentinel overwritten)"));
+                        mismatches.push(format!(
+                            "[{i}] outside the range: gpu {x} (sentinel overwritten)"
+                        ));
                     }
                 } else if !close(x, y, atol, rtol) {
                     mismatches.push(format!("[{}] gpu {x} cpu {y}", i - r.before));
