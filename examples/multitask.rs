@@ -57,6 +57,7 @@ fn main() -> tandem::Result<()> {
         trunk: vec![64],
         activation: Activation::Relu,
         tasks: vec![task("task1"), task("task2")],
+        ..Default::default()
     };
     let train = TrainConfig {
         epochs: 10,

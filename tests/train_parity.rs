@@ -68,6 +68,7 @@ fn cpu_and_gpu_train_the_same_model() {
             task("flags", TaskKind::Binary, 2, vec![], 0.7),
             task("value", TaskKind::Regression, 1, vec![5, 4], 0.3),
         ],
+        ..Default::default()
     };
     let cfg = TrainConfig {
         epochs: 3,
@@ -137,6 +138,7 @@ fn sgd_with_momentum_trains_on_both_backends() {
         trunk: vec![12],
         activation: Activation::Relu,
         tasks: vec![task("value", TaskKind::Regression, 1, vec![], 1.0)],
+        ..Default::default()
     };
     let cfg = TrainConfig {
         epochs: 4,

@@ -171,19 +171,7 @@ pub struct EnsembleConfig {
     pub combine: Combine,
 }
 
-/// How an ensemble combines its members' outputs (DESIGN.md §3).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Combine {
-    /// Every member output trained against the target (the seed's literal form).
-    Concat,
-    /// Average of member outputs.
-    Mean,
-    /// A trainable dense layer [1, M] per task over the member outputs.
-    Stack,
-    /// A per-task softmax over members computed from the input.
-    Gate,
-}
+pub use crate::model::spec::Combine;
 
 /// `experts = E` and `expert = [...]` in `[model]`: E experts of identical dense layers, with
 /// `model.activation` after each, and one softmax gate per task.
@@ -355,13 +343,29 @@ impl Config {
         let members = members_from(&src, &raw.members, &dir)?;
         let ensemble = ensemble_from(&src, raw.ensemble.as_ref(), &members)?;
         let experts = experts_from(&src, &raw.model)?;
-        let model = model_from(
+        let mut model = model_from(
             &src,
             &raw.model,
             tasks,
             !members.is_empty(),
             experts.is_some(),
         )?;
+        model.experts = experts.as_ref().map(|e| crate::model::spec::ExpertsSpec {
+            count: e.count,
+            layers: e.layers.clone(),
+        });
+        model.ensemble = ensemble.map(|e| crate::model::spec::EnsembleSpec {
+            combine: e.combine,
+            members: members
+                .iter()
+                .map(|m| crate::model::spec::MemberSpec {
+                    name: m.name.clone(),
+                    trunk: m.trunk.clone(),
+                    activation: m.activation,
+                    trainable: m.trainable,
+                })
+                .collect(),
+        });
         let train = train_from(&src, &raw.train)?;
         let data = data_from(&src, &raw.data, &model.tasks, &dir)?;
         Ok(Config {
@@ -636,6 +640,7 @@ fn model_from(
         trunk,
         activation,
         tasks,
+        ..Default::default()
     })
 }
 

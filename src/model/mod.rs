@@ -1,6 +1,7 @@
 //! Model description, parameters and the training graph.
 pub mod network;
 pub mod params;
+pub mod shared;
 pub mod spec;
 pub mod weights;
 
@@ -9,7 +10,9 @@ use network::Network;
 use params::ParamLayout;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-pub use spec::{Activation, ModelSpec, TaskKind, TaskSpec};
+pub use spec::{
+    Activation, Combine, EnsembleSpec, ExpertsSpec, MemberSpec, ModelSpec, TaskKind, TaskSpec,
+};
 
 /// A model: its spec, parameter values in the flat layout, and the CSV
 /// preprocessing it was trained with (applied again by `predict`).

@@ -1,155 +1,55 @@
-//! A hard-parameter-sharing network: the trunk and one head per task as
-//! dense layers placed in the parameter layout, plus the ops of its forward
-//! and backward passes over a batch.
-//!
-//! Forward:  h_0 = x;  h_l = act(h_{l−1}·W_lᵀ + b_l)           trunk, [N, H_l]
-//!           g_j,0 = h_L;  g_j,k = act(…)   (hidden head layers)
-//!           z_j = g_j,K·W_outᵀ + b_out                          logits [N, C_j]
-//! Backward: the reverse, with the trunk's output gradient summed over tasks.
+//! A model's layers placed in the parameter layout, and the ops of its
+//! forward and backward passes over a batch, for whichever architecture the
+//! spec describes: hard sharing (`shared.rs`), an ensemble (`ensemble.rs`) or a
+//! mixture of experts (`mmoe.rs`). The trainer and the predictor only see a
+//! [`Graph`]: an input buffer, per-task logits, and two op lists.
 
 use super::params::{DenseSlot, ParamLayout};
+use super::shared::SharedNet;
 use super::spec::{Activation, ModelSpec};
 use crate::backend::Backend;
 use crate::ops::{BufId, DenseArgs, Op};
 use crate::Result;
+use std::ops::Range;
 
-/// One dense layer of the graph and the activation after it.
+/// One dense layer and the activation after it.
 #[derive(Debug, Clone, Copy)]
 pub struct Layer {
     pub slot: DenseSlot,
     pub act: Activation,
 }
 
-/// The layers of a model, in the parameter layout's order.
+/// The architectures tandem builds.
+#[derive(Debug, Clone)]
+pub enum Arch {
+    /// Trunk + one head per task (hard parameter sharing).
+    Shared(SharedNet),
+}
+
+/// A model's layers, in the parameter layout's order.
 #[derive(Debug, Clone)]
 pub struct Network {
     pub layout: ParamLayout,
-    pub trunk: Vec<Layer>,
-    /// Per task: hidden layers, then the output layer (identity).
-    pub heads: Vec<Vec<Layer>>,
+    pub arch: Arch,
 }
 
-impl Network {
-    /// Places every layer of `spec` in a fresh layout (names per DESIGN §3).
-    pub fn new(spec: &ModelSpec) -> Network {
-        let mut layout = ParamLayout::default();
-        let mut width = spec.inputs;
-        let mut trunk = Vec::new();
-        for (i, &h) in spec.trunk.iter().enumerate() {
-            let slot = layout.add_dense(&format!("trunk.{i}"), width, h);
-            trunk.push(Layer {
-                slot,
-                act: spec.activation,
-            });
-            width = h;
-        }
-        let mut heads = Vec::new();
-        for task in &spec.tasks {
-            let mut layers = Vec::new();
-            let mut w = width;
-            for (i, &h) in task.head.iter().enumerate() {
-                let slot = layout.add_dense(&format!("heads.{}.{i}", task.name), w, h);
-                layers.push(Layer {
-                    slot,
-                    act: spec.activation,
-                });
-                w = h;
-            }
-            let k = task.head.len();
-            let slot = layout.add_dense(&format!("heads.{}.{k}", task.name), w, task.outputs);
-            layers.push(Layer {
-                slot,
-                act: Activation::Identity,
-            });
-            heads.push(layers);
-        }
-        Network {
-            layout,
-            trunk,
-            heads,
-        }
-    }
-}
-
-/// Output and output-gradient buffers of one layer, [N, out] each.
-#[derive(Debug, Clone, Copy)]
-pub struct LayerBufs {
-    pub y: BufId,
-    /// None in inference-only graphs.
-    pub dy: Option<BufId>,
-}
-
-/// Activation buffers of a network for a batch of `batch` rows.
+/// The buffers and ops of one pass over a batch of `batch` rows.
 #[derive(Debug, Clone)]
-pub struct Activations {
+pub struct Graph {
     pub batch: usize,
-    /// The batch input [N, I].
+    /// The batch input [N, I] (the gather writes it).
     pub x: BufId,
-    pub trunk: Vec<LayerBufs>,
-    pub heads: Vec<Vec<LayerBufs>>,
+    /// Per task, what its loss reads: logits (binary, multiclass) or values (regression), [N, C_j].
+    pub logits: Vec<BufId>,
+    /// Per task, the loss's gradient w.r.t. `logits` (training graphs only).
+    pub logits_grad: Vec<Option<BufId>>,
+    /// x → logits.
+    pub forward: Vec<Op>,
+    /// logits_grad → every trainable parameter's gradient (empty for inference).
+    pub backward: Vec<Op>,
 }
 
-impl Activations {
-    /// Allocates every activation buffer; `grads` adds the gradient buffers.
-    pub fn new(
-        backend: &mut dyn Backend,
-        net: &Network,
-        inputs: usize,
-        batch: usize,
-        grads: bool,
-    ) -> Result<Activations> {
-        let x = backend.alloc(batch * inputs, "x")?;
-        let layer = |b: &mut dyn Backend, l: &Layer, name: String| -> Result<LayerBufs> {
-            let n = batch * l.slot.outputs;
-            Ok(LayerBufs {
-                y: b.alloc(n, &name)?,
-                dy: if grads {
-                    Some(b.alloc(n, &format!("d{name}"))?)
-                } else {
-                    None
-                },
-            })
-        };
-        let mut trunk = Vec::new();
-        for (i, l) in net.trunk.iter().enumerate() {
-            trunk.push(layer(backend, l, format!("trunk.{i}.out"))?);
-        }
-        let mut heads = Vec::new();
-        for (j, h) in net.heads.iter().enumerate() {
-            let mut v = Vec::new();
-            for (i, l) in h.iter().enumerate() {
-                v.push(layer(backend, l, format!("heads.{j}.{i}.out"))?);
-            }
-            heads.push(v);
-        }
-        Ok(Activations {
-            batch,
-            x,
-            trunk,
-            heads,
-        })
-    }
-
-    /// The logits buffer of task `j`, [N, C_j].
-    pub fn logits(&self, j: usize) -> BufId {
-        self.heads[j].last().expect("a head has an output layer").y
-    }
-
-    /// The gradient buffer of task `j`'s logits (the loss writes it).
-    pub fn logits_grad(&self, j: usize) -> BufId {
-        self.heads[j]
-            .last()
-            .and_then(|l| l.dy)
-            .expect("training graph")
-    }
-
-    /// Output of the trunk (the heads' input): the last trunk layer, or x.
-    fn trunk_out(&self) -> BufId {
-        self.trunk.last().map(|l| l.y).unwrap_or(self.x)
-    }
-}
-
-/// Arguments of one dense layer over `n` rows (one batch item, no offsets into activations).
+/// Arguments of one dense layer over `n` rows (one batch item, activations at offset 0).
 pub fn dense_args(slot: &DenseSlot, n: usize, act: Activation, accumulate: bool) -> DenseArgs {
     DenseArgs {
         n: n as u32,
@@ -164,94 +64,34 @@ pub fn dense_args(slot: &DenseSlot, n: usize, act: Activation, accumulate: bool)
     }
 }
 
-/// Forward ops: x → trunk → every head's logits.
-pub fn forward_ops(net: &Network, a: &Activations, params: BufId) -> Vec<Op> {
-    let mut ops = Vec::new();
-    let mut input = a.x;
-    for (l, b) in net.trunk.iter().zip(&a.trunk) {
-        ops.push(Op::DenseForward {
-            args: dense_args(&l.slot, a.batch, l.act, false),
-            x: input,
-            params,
-            y: b.y,
-        });
-        input = b.y;
+impl Network {
+    /// Places every layer of `spec` in a fresh layout (names per DESIGN §3).
+    pub fn new(spec: &ModelSpec) -> Network {
+        let mut layout = ParamLayout::default();
+        let arch = Arch::Shared(SharedNet::new(spec, &mut layout));
+        Network { layout, arch }
     }
-    let trunk_out = a.trunk_out();
-    for (layers, bufs) in net.heads.iter().zip(&a.heads) {
-        let mut input = trunk_out;
-        for (l, b) in layers.iter().zip(bufs) {
-            ops.push(Op::DenseForward {
-                args: dense_args(&l.slot, a.batch, l.act, false),
-                x: input,
-                params,
-                y: b.y,
-            });
-            input = b.y;
-        }
-    }
-    ops
-}
 
-/// Backward ops, from the (already scaled) logit gradients to every parameter
-/// gradient. The trunk output's gradient is the sum over tasks: the first
-/// head overwrites it, the others accumulate.
-pub fn backward_ops(net: &Network, a: &Activations, params: BufId, grads: BufId) -> Vec<Op> {
-    let mut ops = Vec::new();
-    let trunk_out = a.trunk_out();
-    let trunk_out_grad = a.trunk.last().and_then(|l| l.dy);
-    for (j, (layers, bufs)) in net.heads.iter().zip(&a.heads).enumerate() {
-        for k in (0..layers.len()).rev() {
-            let (l, b) = (&layers[k], &bufs[k]);
-            let dy = b.dy.expect("training graph");
-            let (x, dx) = if k > 0 {
-                (bufs[k - 1].y, bufs[k - 1].dy)
-            } else {
-                (trunk_out, trunk_out_grad)
-            };
-            ops.push(Op::DenseBackwardWeight {
-                args: dense_args(&l.slot, a.batch, l.act, false),
-                dy,
-                y: b.y,
-                x,
-                grads,
-            });
-            if let Some(dx) = dx {
-                let accumulate = k == 0 && j > 0;
-                ops.push(Op::DenseBackwardInput {
-                    args: dense_args(&l.slot, a.batch, l.act, accumulate),
-                    dy,
-                    y: b.y,
-                    params,
-                    dx,
-                });
-            }
+    /// Allocates a pass's buffers on `backend` and records its ops; `train`
+    /// adds gradient buffers and the backward ops (gradients into `grads`).
+    pub fn graph(
+        &self,
+        backend: &mut dyn Backend,
+        spec: &ModelSpec,
+        batch: usize,
+        train: bool,
+        params: BufId,
+        grads: Option<BufId>,
+    ) -> Result<Graph> {
+        match &self.arch {
+            Arch::Shared(net) => net.graph(backend, spec, batch, train, params, grads),
         }
     }
-    for k in (0..net.trunk.len()).rev() {
-        let (l, b) = (&net.trunk[k], &a.trunk[k]);
-        let dy = b.dy.expect("training graph");
-        let (x, dx) = if k > 0 {
-            (a.trunk[k - 1].y, a.trunk[k - 1].dy)
-        } else {
-            (a.x, None)
-        };
-        ops.push(Op::DenseBackwardWeight {
-            args: dense_args(&l.slot, a.batch, l.act, false),
-            dy,
-            y: b.y,
-            x,
-            grads,
-        });
-        if let Some(dx) = dx {
-            ops.push(Op::DenseBackwardInput {
-                args: dense_args(&l.slot, a.batch, l.act, false),
-                dy,
-                y: b.y,
-                params,
-                dx,
-            });
+
+    /// Ranges of the parameter vector the optimizer updates (frozen members excluded).
+    pub fn trainable(&self) -> Vec<Range<usize>> {
+        match &self.arch {
+            Arch::Shared(_) => vec![0..self.layout.len],
         }
     }
-    ops
 }

@@ -62,8 +62,9 @@ impl TaskSpec {
     }
 }
 
-/// A hard-parameter-sharing multi-task model: trunk, then one head per task.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// A multi-task model. Without `experts` or `ensemble` it is hard parameter
+/// sharing: `trunk`, then one head per task.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct ModelSpec {
     /// Input features per row.
     pub inputs: usize,
@@ -71,4 +72,51 @@ pub struct ModelSpec {
     pub trunk: Vec<usize>,
     pub activation: Activation,
     pub tasks: Vec<TaskSpec>,
+    /// A multi-gate mixture of experts replacing the trunk.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub experts: Option<ExpertsSpec>,
+    /// An ensemble of members replacing the trunk and heads.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ensemble: Option<EnsembleSpec>,
+}
+
+/// `experts = E, expert = [...]`: E experts of identical dense stacks.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExpertsSpec {
+    /// Number of experts E.
+    pub count: usize,
+    /// Hidden sizes of each expert's dense stack.
+    pub layers: Vec<usize>,
+}
+
+/// How an ensemble combines its members' outputs, per task (DESIGN §3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Combine {
+    /// Every member output trained against the target (the seed's literal form).
+    Concat,
+    /// Average of the member outputs (soft voting).
+    Mean,
+    /// A trainable dense layer [C, M·C] per task over the concatenated member outputs.
+    Stack,
+    /// A per-task softmax over members computed from the input (attention over members).
+    Gate,
+}
+
+/// One member of an ensemble: a full single model of its own.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MemberSpec {
+    pub name: String,
+    /// The member's dense layers, each followed by `activation`.
+    pub trunk: Vec<usize>,
+    pub activation: Activation,
+    /// False = frozen: no gradient, no optimizer update.
+    pub trainable: bool,
+}
+
+/// Members and how they are combined.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EnsembleSpec {
+    pub combine: Combine,
+    pub members: Vec<MemberSpec>,
 }

@@ -2,7 +2,6 @@
 //! chunks of `PREDICT_BATCH` rows (one program prepared once, replayed per chunk).
 
 use crate::backend::{Backend, ProgramId};
-use crate::model::network::{forward_ops, Activations};
 use crate::model::{Model, TaskKind};
 use crate::ops::*;
 use crate::train::metrics::{self, TaskMetrics};
@@ -47,7 +46,9 @@ impl Predictor {
         order.resize(chunks * batch, PAD_INDEX);
         backend.write_u32(idx, 0, &order)?;
         let counters = backend.alloc(2, "predict counters")?;
-        let acts = Activations::new(backend, &model.network, inputs, batch, false)?;
+        let graph = model
+            .network
+            .graph(backend, &model.spec, batch, false, params, None)?;
         let mut ops = vec![Op::BatchGather {
             args: GatherArgs {
                 batch: batch as u32,
@@ -60,16 +61,14 @@ impl Predictor {
             src,
             idx,
             counters,
-            dst: acts.x,
+            dst: graph.x,
         }];
-        ops.extend(forward_ops(&model.network, &acts, params));
+        ops.extend(graph.forward.iter().cloned());
         let program = backend.prepare(&ops)?;
         Ok(Predictor {
             program,
             counters,
-            logits: (0..model.spec.tasks.len())
-                .map(|j| acts.logits(j))
-                .collect(),
+            logits: graph.logits.clone(),
             outputs: model.spec.tasks.iter().map(|t| t.outputs).collect(),
             rows,
             batch,

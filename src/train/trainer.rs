@@ -6,7 +6,6 @@
 
 use crate::backend::{Backend, ProgramId};
 use crate::io::{Dataset, OptimizerKind, TrainConfig, Weighting};
-use crate::model::network::{backward_ops, forward_ops, Activations};
 use crate::model::{Model, TaskKind};
 use crate::ops::*;
 use crate::{Error, Result};
@@ -131,7 +130,7 @@ impl Trainer {
         }
 
         // Batch buffers.
-        let acts = Activations::new(b, net, spec.inputs, batch, true)?;
+        let graph = net.graph(b, spec, batch, true, params, Some(grads))?;
         let mut label_batch = Vec::new();
         for t in &spec.tasks {
             label_batch.push(b.alloc(batch * t.label_width(), &format!("labels {}", t.name))?);
@@ -157,7 +156,7 @@ impl Trainer {
             src: features,
             idx,
             counters,
-            dst: acts.x,
+            dst: graph.x,
         }];
         for (j, t) in spec.tasks.iter().enumerate() {
             ops.push(Op::BatchGather {
@@ -175,7 +174,7 @@ impl Trainer {
                 dst: label_batch[j],
             });
         }
-        ops.extend(forward_ops(net, &acts, params));
+        ops.extend(graph.forward.iter().cloned());
         for (j, t) in spec.tasks.iter().enumerate() {
             let args = LossArgs {
                 rows: batch as u32,
@@ -183,7 +182,8 @@ impl Trainer {
                 stats_off: (2 * j * batch) as u32,
                 ..Default::default()
             };
-            let (z, label, dz) = (acts.logits(j), label_batch[j], acts.logits_grad(j));
+            let (z, label) = (graph.logits[j], label_batch[j]);
+            let dz = graph.logits_grad[j].expect("training graph");
             ops.push(match t.kind {
                 TaskKind::Binary => Op::LossBce {
                     args,
@@ -230,44 +230,47 @@ impl Trainer {
                     _pad: 0,
                 },
                 out,
-                dz: acts.logits_grad(j),
+                dz: graph.logits_grad[j].expect("training graph"),
             });
         }
-        ops.extend(backward_ops(net, &acts, params, grads));
+        ops.extend(graph.backward.iter().cloned());
         let o = &cfg.optimizer;
-        ops.push(match o.kind {
-            OptimizerKind::Adam => Op::AdamUpdate {
-                args: AdamArgs {
-                    len: p as u32,
-                    p_off: 0,
-                    style: match o.style {
-                        crate::io::AdamStyle::Keras => 0,
-                        crate::io::AdamStyle::Torch => 1,
+        for range in net.trainable() {
+            let (p_off, len) = (range.start as u32, range.len() as u32);
+            ops.push(match o.kind {
+                OptimizerKind::Adam => Op::AdamUpdate {
+                    args: AdamArgs {
+                        len,
+                        p_off,
+                        style: match o.style {
+                            crate::io::AdamStyle::Keras => 0,
+                            crate::io::AdamStyle::Torch => 1,
+                        },
+                        _pad: 0,
+                        lr: o.lr,
+                        beta1: o.beta1,
+                        beta2: o.beta2,
+                        eps: o.eps,
                     },
-                    _pad: 0,
-                    lr: o.lr,
-                    beta1: o.beta1,
-                    beta2: o.beta2,
-                    eps: o.eps,
+                    grads,
+                    counters,
+                    params,
+                    m,
+                    v,
                 },
-                grads,
-                counters,
-                params,
-                m,
-                v,
-            },
-            OptimizerKind::Sgd => Op::SgdUpdate {
-                args: SgdArgs {
-                    len: p as u32,
-                    p_off: 0,
-                    lr: o.lr,
-                    momentum: o.momentum,
+                OptimizerKind::Sgd => Op::SgdUpdate {
+                    args: SgdArgs {
+                        len,
+                        p_off,
+                        lr: o.lr,
+                        momentum: o.momentum,
+                    },
+                    grads,
+                    params,
+                    velocity: m,
                 },
-                grads,
-                params,
-                velocity: m,
-            },
-        });
+            });
+        }
         ops.push(Op::StepAdvance { counters });
         let step = b.prepare(&ops)?;
         Ok(Trainer {

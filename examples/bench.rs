@@ -1,0 +1,524 @@
+//! The tandem benchmark: how fast each backend on this machine runs the
+//! kernels training is made of. DESIGN.md §5 says performance is measured
+//! here, never by timed tests.
+//!
+//! ```text
+//! cargo run --release --example bench -- [--quick] [--full] [--cpu-only] [--gpu-only]
+//! ```
+//!
+//! It prints one table, one row per measurement:
+//!
+//! - dense forward+backward: the three dense kernels of one layer's training
+//!   pass (forward, input gradient, weight gradient; relu) as one program,
+//!   at N = I = O = 256, 1024 and 4096;
+//! - dispatch overhead: a small layer (N=32, I=100, O=64) dispatched 100 times,
+//!   first as 100 dispatches in one submit, then as one dispatch per submit.
+//!
+//! The GPU is whatever adapter `GpuBackend::new()` opens (pick one with
+//! `WGPU_BACKEND` / `WGPU_ADAPTER_NAME`); on a machine without a GPU that may
+//! be a software rasterizer such as lavapipe, which runs the shaders on the CPU.
+//!
+//! Adding a workload: write a function `fn my_rows(b: &mut dyn Backend, ..) ->
+//! Vec<Row>` next to `dense_rows` / `dispatch_rows` (build buffers and a
+//! program, time it with `measure`, turn the timing into rows) and call it
+//! from `bench_backend`.
+
+use std::time::{Duration, Instant};
+use tandem::cpu::CpuBackend;
+use tandem::gpu::GpuBackend;
+use tandem::ops::{BufId, DenseArgs, Op};
+use tandem::Backend;
+
+// ---------------------------------------------------------------------------
+// Command line
+// ---------------------------------------------------------------------------
+
+const USAGE: &str = "usage: bench [--quick] [--full] [--cpu-only] [--gpu-only]
+  --quick     only N=I=O=256 and the dispatch rows
+  --full      also run the 4096³ dense row on the CPU (slow on few cores)
+  --cpu-only  skip the GPU backend
+  --gpu-only  skip the CPU backend";
+
+/// The flags, parsed by hand from `std::env::args` (no CLI dependency).
+#[derive(Default)]
+struct Options {
+    quick: bool,
+    full: bool,
+    cpu_only: bool,
+    gpu_only: bool,
+}
+
+fn parse_args() -> Result<Options, String> {
+    let mut opts = Options::default();
+    for arg in std::env::args().skip(1) {
+        match arg.as_str() {
+            "--quick" => opts.quick = true,
+            "--full" => opts.full = true,
+            "--cpu-only" => opts.cpu_only = true,
+            "--gpu-only" => opts.gpu_only = true,
+            "-h" | "--help" => {
+                println!("{USAGE}");
+                std::process::exit(0);
+            }
+            other => return Err(format!("unknown argument `{other}`\n{USAGE}")),
+        }
+    }
+    if opts.cpu_only && opts.gpu_only {
+        return Err("--cpu-only and --gpu-only exclude each other".into());
+    }
+    Ok(opts)
+}
+
+// ---------------------------------------------------------------------------
+// Rows and the table
+// ---------------------------------------------------------------------------
+
+/// One line of the results table.
+struct Row {
+    /// The backend's `describe()` string.
+    backend: String,
+    workload: String,
+    size: String,
+    /// Median time of one `per` (None when the row was skipped or failed).
+    time: Option<Duration>,
+    /// What `time` is the time of: "iter", "dispatch", "step", …
+    per: &'static str,
+    /// Achieved GFLOP/s, where the workload's flops are known.
+    gflops: Option<f64>,
+    notes: String,
+}
+
+impl Row {
+    /// A row that says why there is no measurement.
+    fn skipped(backend: &str, workload: &str, size: &str, why: String) -> Row {
+        Row {
+            backend: backend.to_string(),
+            workload: workload.to_string(),
+            size: size.to_string(),
+            time: None,
+            per: "",
+            gflops: None,
+            notes: why,
+        }
+    }
+
+    /// The row's six cells, formatted.
+    fn cells(&self) -> [String; 6] {
+        let time = match self.time {
+            Some(t) => format!("{}/{}", format_duration(t), self.per),
+            None => "-".into(),
+        };
+        let gflops = match self.gflops {
+            Some(g) if g >= 10.0 => format!("{g:.1}"),
+            Some(g) => format!("{g:.2}"),
+            None => "-".into(),
+        };
+        [
+            self.backend.clone(),
+            self.workload.clone(),
+            self.size.clone(),
+            time,
+            gflops,
+            self.notes.clone(),
+        ]
+    }
+}
+
+/// "950 ns", "12.3 µs", "4.56 ms", "1.23 s": three significant digits.
+fn format_duration(d: Duration) -> String {
+    let s = d.as_secs_f64();
+    let (value, unit) = if s >= 1.0 {
+        (s, "s")
+    } else if s >= 1e-3 {
+        (s * 1e3, "ms")
+    } else if s >= 1e-6 {
+        (s * 1e6, "µs")
+    } else {
+        (s * 1e9, "ns")
+    };
+    let decimals = if value >= 100.0 {
+        0
+    } else if value >= 10.0 {
+        1
+    } else {
+        2
+    };
+    format!("{value:.decimals$} {unit}")
+}
+
+/// Prints the rows as a column-aligned markdown table. Widths count chars,
+/// not bytes (Rust's `{:<w$}` does too), so "µs" lines up.
+fn print_table(rows: &[Row]) {
+    const HEADER: [&str; 6] = ["backend", "workload", "size", "time", "GFLOP/s", "notes"];
+    // Numbers read best right-aligned.
+    const RIGHT: [bool; 6] = [false, false, false, true, true, false];
+    let cells: Vec<[String; 6]> = rows.iter().map(Row::cells).collect();
+    let mut width = HEADER.map(|h| h.chars().count());
+    for row in &cells {
+        for (w, cell) in width.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |row: [&str; 6]| {
+        let mut out = String::from("|");
+        for k in 0..6 {
+            let w = width[k];
+            if RIGHT[k] {
+                out += &format!(" {:>w$} |", row[k]);
+            } else {
+                out += &format!(" {:<w$} |", row[k]);
+            }
+        }
+        out
+    };
+    println!("{}", line(HEADER));
+    // The markdown separator; `---:` marks a right-aligned column.
+    let rule: Vec<String> = (0..6)
+        .map(|k| {
+            let dashes = "-".repeat(width[k]);
+            if RIGHT[k] {
+                format!("{}:", &dashes[1..])
+            } else {
+                dashes
+            }
+        })
+        .collect();
+    println!("| {} |", rule.join(" | "));
+    for row in &cells {
+        println!("{}", line(row.each_ref().map(String::as_str)));
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Timing
+// ---------------------------------------------------------------------------
+
+/// Keep repeating an iteration until this much time has been measured…
+const MIN_TOTAL: Duration = Duration::from_millis(500);
+/// …and at least this many iterations (what very slow cases end up doing).
+const MIN_ITERS: usize = 3;
+
+/// What `measure` found.
+struct Timing {
+    /// Median wall time of one iteration.
+    median: Duration,
+    /// Iterations timed (after the warm-up).
+    iters: usize,
+    /// Submits and dispatches per iteration, from the backend's counters: a
+    /// check that the iteration does the work the row claims.
+    submits: f64,
+    dispatches: f64,
+}
+
+impl Timing {
+    /// The notes every timed row carries, e.g. "3 dispatches, 1 submit per
+    /// iter; median of 10".
+    fn notes(&self) -> String {
+        let count =
+            |n: f64, one: &str, many: &str| format!("{n} {}", if n == 1.0 { one } else { many });
+        format!(
+            "{}, {} per iter; median of {}",
+            count(self.dispatches, "dispatch", "dispatches"),
+            count(self.submits, "submit", "submits"),
+            self.iters
+        )
+    }
+}
+
+/// Times `iteration` (which queues work on `b`) the way every row is timed:
+/// one warm-up run (shader compilation, first-touch of memory), then repeated
+/// runs until `MIN_TOTAL` and `MIN_ITERS` are both reached; the median of the
+/// per-iteration times is robust to the odd slow run. `finish()` is inside the
+/// clock: a GPU `run` only queues work, and the time that matters is until it
+/// is done.
+fn measure(
+    b: &mut dyn Backend,
+    mut iteration: impl FnMut(&mut dyn Backend) -> tandem::Result<()>,
+) -> tandem::Result<Timing> {
+    iteration(b)?;
+    b.finish()?;
+    let before = b.counters();
+    let mut times = Vec::new();
+    let start = Instant::now();
+    while times.len() < MIN_ITERS || start.elapsed() < MIN_TOTAL {
+        let t = Instant::now();
+        iteration(b)?;
+        b.finish()?;
+        times.push(t.elapsed());
+    }
+    let after = b.counters();
+    times.sort();
+    let n = times.len() as f64;
+    Ok(Timing {
+        median: times[times.len() / 2],
+        iters: times.len(),
+        submits: (after.submits - before.submits) as f64 / n,
+        dispatches: (after.dispatches - before.dispatches) as f64 / n,
+    })
+}
+
+// ---------------------------------------------------------------------------
+// Workload: one dense layer
+// ---------------------------------------------------------------------------
+
+/// Activation code for relu (0 identity, 1 relu, 2 tanh, 3 sigmoid).
+const RELU: u32 = 1;
+
+/// The buffers of one dense layer, filled with fixed pseudo-random values.
+struct DenseLayer {
+    args: DenseArgs,
+    x: BufId,      // [N, I] input
+    params: BufId, // [O·I + O] W [O, I] then b [O]
+    y: BufId,      // [N, O] output, after relu
+    dy: BufId,     // [N, O] gradient arriving from above
+    dx: BufId,     // [N, I] input gradient
+    grads: BufId,  // [O·I + O] dW then db
+}
+
+/// Deterministic values in [-0.5, 0.5): timing must not depend on a seed.
+fn fill(len: usize, salt: u32) -> Vec<f32> {
+    (0..len as u32)
+        .map(|k| {
+            let h = k.wrapping_add(salt).wrapping_mul(2_654_435_761) >> 8;
+            h as f32 / (1u32 << 24) as f32 - 0.5
+        })
+        .collect()
+}
+
+impl DenseLayer {
+    fn new(b: &mut dyn Backend, n: u32, i: u32, o: u32) -> tandem::Result<Self> {
+        // Element counts: x and dx [N, I], y and dy [N, O], W and b together.
+        let (xs, ys, per) = ((n * i) as usize, (n * o) as usize, (o * i + o) as usize);
+        let x = b.alloc(xs, "x")?;
+        let params = b.alloc(per, "params")?;
+        let y = b.alloc(ys, "y")?;
+        let dy = b.alloc(ys, "dy")?;
+        let dx = b.alloc(xs, "dx")?;
+        let grads = b.alloc(per, "grads")?;
+        b.write(x, 0, &fill(xs, 1))?;
+        b.write(params, 0, &fill(per, 2))?;
+        b.write(dy, 0, &fill(ys, 3))?;
+        // Every buffer holds exactly one layer, so all offsets are 0 except
+        // the bias, which follows W inside `params` (and db inside `grads`).
+        let args = DenseArgs {
+            n,
+            i,
+            o,
+            act: RELU,
+            b_off: o * i,
+            batches: 1,
+            x_bstride: n * i,
+            w_bstride: o * i + o,
+            b_bstride: o * i + o,
+            y_bstride: n * o,
+            ..DenseArgs::default()
+        };
+        Ok(DenseLayer {
+            args,
+            x,
+            params,
+            y,
+            dy,
+            dx,
+            grads,
+        })
+    }
+
+    /// y = relu(x·Wᵀ + b)
+    fn forward(&self) -> Op {
+        Op::DenseForward {
+            args: self.args,
+            x: self.x,
+            params: self.params,
+            y: self.y,
+        }
+    }
+
+    /// dx = (dy ⊙ relu'(y))·W
+    fn backward_input(&self) -> Op {
+        Op::DenseBackwardInput {
+            args: self.args,
+            dy: self.dy,
+            y: self.y,
+            params: self.params,
+            dx: self.dx,
+        }
+    }
+
+    /// dW = dzᵀ·x, db = Σ_n dz
+    fn backward_weight(&self) -> Op {
+        Op::DenseBackwardWeight {
+            args: self.args,
+            dy: self.dy,
+            y: self.y,
+            x: self.x,
+            grads: self.grads,
+        }
+    }
+}
+
+/// Total flops of a program, as `Op::flops` counts them.
+fn flops(ops: &[Op]) -> u64 {
+    ops.iter().map(Op::flops).sum()
+}
+
+/// Dense forward+backward at N = I = O = `size`: one row.
+fn dense_row(b: &mut dyn Backend, size: u32) -> tandem::Result<Row> {
+    let layer = DenseLayer::new(b, size, size, size)?;
+    let ops = [
+        layer.forward(),
+        layer.backward_input(),
+        layer.backward_weight(),
+    ];
+    let program = b.prepare(&ops)?;
+    let timing = measure(b, |b| b.run(program, 1))?;
+    Ok(Row {
+        backend: b.describe(),
+        workload: "dense fwd+bwd (relu)".into(),
+        size: format!("N=I=O={size}"),
+        time: Some(timing.median),
+        per: "iter",
+        gflops: Some(flops(&ops) as f64 / timing.median.as_secs_f64() / 1e9),
+        notes: timing.notes(),
+    })
+}
+
+/// One dense row per size; `big_skip` says why 4096³ does not run here.
+fn dense_rows(b: &mut dyn Backend, sizes: &[u32], big_skip: Option<&str>) -> Vec<Row> {
+    let mut rows = Vec::new();
+    for &size in sizes {
+        let workload = "dense fwd+bwd (relu)";
+        let label = format!("N=I=O={size}");
+        if let (4096, Some(why)) = (size, big_skip) {
+            rows.push(Row::skipped(&b.describe(), workload, &label, why.into()));
+            continue;
+        }
+        eprintln!("bench: {} | {workload} | {label}", b.describe());
+        rows.push(dense_row(b, size).unwrap_or_else(|e| {
+            Row::skipped(&b.describe(), workload, &label, format!("failed: {e}"))
+        }));
+        b.clear(); // free the big buffers before the next size
+    }
+    rows
+}
+
+// ---------------------------------------------------------------------------
+// Workload: dispatch overhead
+// ---------------------------------------------------------------------------
+
+/// Dispatches per measured iteration in the overhead rows.
+const DISPATCHES: u32 = 100;
+
+/// The cost of one small dispatch (DenseForward at N=32, I=100, O=64), two ways:
+///
+/// - a program of 100 copies run once: 100 dispatches recorded into one
+///   compute pass and one submit, so on the GPU the submit and the wait are
+///   amortised over the 100 dispatches;
+/// - a program of one copy run 100 times: one dispatch per submit, so each
+///   dispatch pays for encoder creation, error scopes and a submit.
+///
+/// Both end with one `finish()` per 100 dispatches; the time column is the
+/// iteration's median divided by 100.
+fn dispatch_rows(b: &mut dyn Backend) -> Vec<Row> {
+    let mut rows = Vec::new();
+    for (workload, copies, submits) in [
+        ("dispatch, 100 per submit", DISPATCHES, 1),
+        ("dispatch, 1 per submit", 1, DISPATCHES),
+    ] {
+        eprintln!("bench: {} | {workload} | {DISPATCH_SIZE}", b.describe());
+        rows.push(
+            dispatch_row(b, workload, copies, submits).unwrap_or_else(|e| {
+                Row::skipped(
+                    &b.describe(),
+                    workload,
+                    DISPATCH_SIZE,
+                    format!("failed: {e}"),
+                )
+            }),
+        );
+        b.clear();
+    }
+    rows
+}
+
+/// The small layer of the overhead rows, as the size column shows it.
+const DISPATCH_SIZE: &str = "N=32 I=100 O=64";
+
+/// A program of `copies` small DenseForwards, run `submits` times per
+/// iteration (copies × submits = 100 dispatches): one row.
+fn dispatch_row(
+    b: &mut dyn Backend,
+    workload: &str,
+    copies: u32,
+    submits: u32,
+) -> tandem::Result<Row> {
+    let layer = DenseLayer::new(b, 32, 100, 64)?;
+    let ops = vec![layer.forward(); copies as usize];
+    let program = b.prepare(&ops)?;
+    let timing = measure(b, |b| {
+        for _ in 0..submits {
+            b.run(program, 1)?; // one run = one submit on the GPU
+        }
+        Ok(())
+    })?;
+    let per_dispatch = timing.median / DISPATCHES;
+    Ok(Row {
+        backend: b.describe(),
+        workload: workload.into(),
+        size: DISPATCH_SIZE.into(),
+        time: Some(per_dispatch),
+        per: "dispatch",
+        gflops: Some(layer.forward().flops() as f64 / per_dispatch.as_secs_f64() / 1e9),
+        notes: timing.notes(),
+    })
+}
+
+// ---------------------------------------------------------------------------
+// Main
+// ---------------------------------------------------------------------------
+
+/// Every workload on one backend. `big_skip`: why the 4096³ dense row does
+/// not run on this backend (None: it runs).
+fn bench_backend(b: &mut dyn Backend, opts: &Options, big_skip: Option<&str>) -> Vec<Row> {
+    let sizes: &[u32] = if opts.quick {
+        &[256]
+    } else {
+        &[256, 1024, 4096]
+    };
+    let mut rows = dense_rows(b, sizes, big_skip);
+    rows.extend(dispatch_rows(b));
+    rows
+}
+
+fn main() {
+    let opts = match parse_args() {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("{e}");
+            std::process::exit(2);
+        }
+    };
+    let mut rows = Vec::new();
+
+    if !opts.gpu_only {
+        let mut cpu = CpuBackend::new();
+        // 4096³ is ~0.4 TFLOP per iteration: tens of seconds on a few cores.
+        let big_skip = (!opts.full).then_some("skipped (pass --full)");
+        rows.extend(bench_backend(&mut cpu, &opts, big_skip));
+    }
+
+    if !opts.cpu_only {
+        match GpuBackend::new() {
+            Ok(mut gpu) => {
+                // A software adapter (lavapipe, WARP, …) runs shaders on the
+                // CPU; 4096³ would take minutes there and measure nothing new.
+                let software = gpu.context().info.device_type == wgpu::DeviceType::Cpu;
+                let big_skip = software.then_some("skipped on a software adapter");
+                rows.extend(bench_backend(&mut gpu, &opts, big_skip));
+            }
+            Err(e) => println!("gpu: skipped (no adapter: {e})"),
+        }
+    }
+
+    print_table(&rows);
+}
