@@ -505,6 +505,12 @@ fn main() {
         // 4096³ is ~0.4 TFLOP per iteration: tens of seconds on a few cores.
         let big_skip = (!opts.full).then_some("skipped (pass --full)");
         rows.extend(bench_backend(&mut cpu, &opts, big_skip));
+        let label = cpu.describe();
+        rows.extend(training_rows(
+            &|| Ok(Box::new(CpuBackend::new()) as Box<dyn Backend>),
+            &label,
+            None,
+        ));
     }
 
     if !opts.cpu_only {
@@ -515,10 +521,174 @@ fn main() {
                 let software = gpu.context().info.device_type == wgpu::DeviceType::Cpu;
                 let big_skip = software.then_some("skipped on a software adapter");
                 rows.extend(bench_backend(&mut gpu, &opts, big_skip));
+                let label = gpu.describe();
+                drop(gpu);
+                // The large step is ~16 GFLOP: seconds per step on a software adapter.
+                let skip_large = (software && !opts.full)
+                    .then_some("skipped on a software adapter (pass --full)");
+                rows.extend(training_rows(
+                    &|| Ok(Box::new(GpuBackend::new()?) as Box<dyn Backend>),
+                    &label,
+                    skip_large,
+                ));
             }
             Err(e) => println!("gpu: skipped (no adapter: {e})"),
         }
     }
 
     print_table(&rows);
+}
+
+// ---------------------------------------------------------------------------
+// Workload: whole training steps
+// ---------------------------------------------------------------------------
+
+/// A training workload: a hard-sharing model and its batch size.
+struct TrainWorkload {
+    name: &'static str,
+    size: &'static str,
+    inputs: usize,
+    trunk: Vec<usize>,
+    tasks: usize,
+    head: Vec<usize>,
+    batch: usize,
+    /// Steps per epoch (the dataset holds batch · steps rows).
+    steps: usize,
+}
+
+fn seed_workload() -> TrainWorkload {
+    TrainWorkload {
+        name: "train step (seed)",
+        size: "I=100 [64] 2 tasks B=32",
+        inputs: 100,
+        trunk: vec![64],
+        tasks: 2,
+        head: vec![],
+        batch: 32,
+        steps: 128,
+    }
+}
+
+fn large_workload() -> TrainWorkload {
+    TrainWorkload {
+        name: "train step (large)",
+        size: "I=512 [1024,1024] 4x[256] B=1024",
+        inputs: 512,
+        trunk: vec![1024, 1024],
+        tasks: 4,
+        head: vec![256],
+        batch: 1024,
+        steps: 2,
+    }
+}
+
+/// Times whole epochs of `w` on a fresh trainer; reports per-step time,
+/// steps/s, GFLOP/s of the step's matrix products, and per step: submits,
+/// dispatches and bytes read back (the loss log, read once per epoch).
+fn training_row(backend: Box<dyn Backend>, w: &TrainWorkload) -> tandem::Result<Row> {
+    use tandem::io::{AdamStyle, OptimizerConfig, OptimizerKind, TrainConfig, Weighting};
+    use tandem::train::Trainer;
+    use tandem::{Dataset, Model, ModelSpec, TaskKind, TaskSpec};
+    let rows = w.batch * w.steps;
+    let spec = ModelSpec {
+        inputs: w.inputs,
+        trunk: w.trunk.clone(),
+        activation: tandem::model::Activation::Relu,
+        tasks: (0..w.tasks)
+            .map(|j| TaskSpec {
+                name: format!("t{j}"),
+                kind: TaskKind::Binary,
+                weight: 1.0 / w.tasks as f32,
+                head: w.head.clone(),
+                outputs: 1,
+            })
+            .collect(),
+        ..Default::default()
+    };
+    let features = fill(rows * w.inputs, 7);
+    let targets = (0..w.tasks)
+        .map(|j| {
+            fill(rows, 11 + j as u32)
+                .iter()
+                .map(|v| (*v > 0.0) as u8 as f32)
+                .collect()
+        })
+        .collect();
+    let data = Dataset {
+        rows,
+        inputs: w.inputs,
+        features,
+        targets,
+        feature_names: vec![],
+    };
+    let cfg = TrainConfig {
+        epochs: 1,
+        batch_size: w.batch,
+        shuffle: true,
+        seed: 0,
+        weighting: Weighting::Fixed,
+        gradnorm_alpha: None,
+        optimizer: OptimizerConfig {
+            kind: OptimizerKind::Adam,
+            lr: 1e-3,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-7,
+            style: AdamStyle::Keras,
+            momentum: 0.0,
+        },
+    };
+    let model = Model::new(spec, 0);
+    let mut trainer = Trainer::new(backend, &model, &data, &cfg)?;
+    let desc = trainer.backend().describe();
+    trainer.train_epoch(&mut |_, _| {})?; // warm-up: pipelines, first touch
+    let before = trainer.backend().counters();
+    let mut times = Vec::new();
+    let start = Instant::now();
+    while times.len() < MIN_ITERS || start.elapsed() < MIN_TOTAL {
+        let t = Instant::now();
+        trainer.train_epoch(&mut |_, _| {})?;
+        times.push(t.elapsed() / w.steps as u32);
+    }
+    let after = trainer.backend().counters();
+    times.sort();
+    let per_step = times[times.len() / 2];
+    let steps = (times.len() * w.steps) as f64;
+    let per = |a: u64, b: u64| (a - b) as f64 / steps;
+    Ok(Row {
+        backend: desc,
+        workload: w.name.into(),
+        size: w.size.into(),
+        time: Some(per_step),
+        per: "step",
+        gflops: Some(trainer.flops_per_step() as f64 / per_step.as_secs_f64() / 1e9),
+        notes: format!(
+            "{:.0} steps/s; per step: {:.3} submits, {:.0} dispatches, {:.1} B read back",
+            1.0 / per_step.as_secs_f64(),
+            per(after.submits, before.submits),
+            per(after.dispatches, before.dispatches),
+            per(after.bytes_read, before.bytes_read),
+        ),
+    })
+}
+
+/// The training rows on fresh backends made by `make`; `skip_large` says why
+/// the large workload does not run (None: it runs).
+fn training_rows(
+    make: &dyn Fn() -> tandem::Result<Box<dyn Backend>>,
+    label: &str,
+    skip_large: Option<&str>,
+) -> Vec<Row> {
+    let mut rows = Vec::new();
+    for (w, skip) in [(seed_workload(), None), (large_workload(), skip_large)] {
+        if let Some(why) = skip {
+            rows.push(Row::skipped(label, w.name, w.size, why.to_string()));
+            continue;
+        }
+        rows.push(match make().and_then(|b| training_row(b, &w)) {
+            Ok(r) => r,
+            Err(e) => Row::skipped(label, w.name, w.size, format!("failed: {e}")),
+        });
+    }
+    rows
 }

@@ -46,8 +46,9 @@ fn run_case(name: &str, backend: BackendChoice) {
     let expected = read_tensors(&dir.join("expected_final.safetensors"), model.layout()).unwrap();
     let mut worst = (0.0f32, String::new());
     for t in &model.layout().tensors {
-        for k in t.offset..t.offset + t.len() {
-            let d = (model.params[k] - expected[k]).abs();
+        let range = t.offset..t.offset + t.len();
+        for (a, b) in model.params[range.clone()].iter().zip(&expected[range]) {
+            let d = (a - b).abs();
             if d > worst.0 {
                 worst = (d, t.name.clone());
             }

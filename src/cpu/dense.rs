@@ -5,7 +5,9 @@
 
 use super::activation::{activate, activate_grad};
 use super::matmul::{matmul, Layout};
+use crate::model::Activation;
 use crate::ops::DenseArgs;
+use rayon::prelude::*;
 
 struct Dims {
     n: usize,
@@ -21,14 +23,48 @@ fn dims(a: &DenseArgs) -> Dims {
     }
 }
 
-/// dz [N, O] = dy ⊙ act'(y) for batch item bt.
-fn output_grad(a: &DenseArgs, bt: usize, dy: &[f32], y: &[f32]) -> Vec<f32> {
+/// Element-wise work at least this large is split across threads.
+const PARALLEL_ELEMENTS: usize = 1 << 16;
+
+thread_local! {
+    /// Reused dz buffer: a fresh multi-megabyte allocation per call costs a
+    /// page fault per 4 KiB on first touch, which showed up in the benchmark.
+    static SCRATCH: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Calls `f` with dz [N, O] = dy ⊙ act'(y) for batch item bt.
+fn with_output_grad<R>(
+    a: &DenseArgs,
+    bt: usize,
+    dy: &[f32],
+    y: &[f32],
+    f: impl FnOnce(&[f32]) -> R,
+) -> R {
     let d = dims(a);
     let base = bt * a.y_bstride as usize;
     let (yo, go) = (a.y_off as usize + base, a.dy_off as usize + base);
-    (0..d.n * d.o)
-        .map(|k| dy[go + k] * activate_grad(y[yo + k], a.act))
-        .collect()
+    let (dy, y) = (&dy[go..go + d.n * d.o], &y[yo..yo + d.n * d.o]);
+    if a.act == Activation::Identity.code() {
+        return f(dy);
+    }
+    let mut dz = SCRATCH.with(|s| std::mem::take(&mut *s.borrow_mut()));
+    dz.resize(d.n * d.o, 0.0);
+    let fill = |dz: &mut [f32], dy: &[f32], y: &[f32]| {
+        for ((z, g), v) in dz.iter_mut().zip(dy).zip(y) {
+            *z = g * activate_grad(*v, a.act);
+        }
+    };
+    if dz.len() >= PARALLEL_ELEMENTS {
+        let chunk = dz.len().div_ceil(rayon::current_num_threads());
+        dz.par_chunks_mut(chunk)
+            .zip(dy.par_chunks(chunk).zip(y.par_chunks(chunk)))
+            .for_each(|(z, (g, v))| fill(z, g, v));
+    } else {
+        fill(&mut dz, dy, y);
+    }
+    let r = f(&dz);
+    SCRATCH.with(|s| *s.borrow_mut() = dz);
+    r
 }
 
 /// y[n, o] = act(Σ_k x[n, k]·W[o, k] + b[o]).
@@ -51,11 +87,20 @@ pub fn forward(a: &DenseArgs, x: &[f32], params: &[f32], y: &mut [f32]) {
             params,
             Layout::transposed(w0, d.i),
         );
-        for row in 0..d.n {
-            let out = &mut y[y0 + row * d.o..y0 + (row + 1) * d.o];
-            for (col, v) in out.iter_mut().enumerate() {
-                *v = activate(*v + params[b0 + col], a.act);
+        let bias = &params[b0..b0 + d.o];
+        let rows = &mut y[y0..y0 + d.n * d.o];
+        let epilogue = |out: &mut [f32]| {
+            for row in out.chunks_exact_mut(d.o.max(1)) {
+                for (v, b) in row.iter_mut().zip(bias) {
+                    *v = activate(*v + b, a.act);
+                }
             }
+        };
+        if rows.len() >= PARALLEL_ELEMENTS && d.o > 0 {
+            let per = d.n.div_ceil(rayon::current_num_threads()) * d.o;
+            rows.par_chunks_mut(per).for_each(epilogue);
+        } else {
+            epilogue(rows);
         }
     }
 }
@@ -64,21 +109,22 @@ pub fn forward(a: &DenseArgs, x: &[f32], params: &[f32], y: &mut [f32]) {
 pub fn backward_input(a: &DenseArgs, dy: &[f32], y: &[f32], params: &[f32], dx: &mut [f32]) {
     let d = dims(a);
     for bt in 0..a.batches as usize {
-        let dz = output_grad(a, bt, dy, y);
         let w0 = a.w_off as usize + bt * a.w_bstride as usize;
         let x0 = a.dx_off as usize + bt * a.x_bstride as usize;
-        matmul(
-            d.n,
-            d.i,
-            d.o,
-            dx,
-            Layout::rows(x0, d.i),
-            a.accumulate != 0,
-            &dz,
-            Layout::rows(0, d.o),
-            params,
-            Layout::rows(w0, d.i),
-        );
+        with_output_grad(a, bt, dy, y, |dz| {
+            matmul(
+                d.n,
+                d.i,
+                d.o,
+                dx,
+                Layout::rows(x0, d.i),
+                a.accumulate != 0,
+                dz,
+                Layout::rows(0, d.o),
+                params,
+                Layout::rows(w0, d.i),
+            )
+        });
     }
 }
 
@@ -86,32 +132,34 @@ pub fn backward_input(a: &DenseArgs, dy: &[f32], y: &[f32], params: &[f32], dx: 
 pub fn backward_weight(a: &DenseArgs, dy: &[f32], y: &[f32], x: &[f32], grads: &mut [f32]) {
     let d = dims(a);
     for bt in 0..a.batches as usize {
-        let dz = output_grad(a, bt, dy, y);
         let x0 = a.x_off as usize + bt * a.x_bstride as usize;
         let w0 = a.w_off as usize + bt * a.w_bstride as usize;
         let b0 = a.b_off as usize + bt * a.b_bstride as usize;
-        matmul(
-            d.o,
-            d.i,
-            d.n,
-            grads,
-            Layout::rows(w0, d.i),
-            a.accumulate != 0,
-            &dz,
-            Layout::transposed(0, d.o),
-            x,
-            Layout::rows(x0, d.i),
-        );
-        for o in 0..d.o {
-            let mut s = 0.0f32;
-            for row in 0..d.n {
-                s += dz[row * d.o + o];
+        with_output_grad(a, bt, dy, y, |dz| {
+            // dWᵀ[i, o] = Σ_n x[n, i]·dz[n, o], written through a transposed
+            // view of dW: the GEMM crate is fastest with this operand order.
+            matmul(
+                d.i,
+                d.o,
+                d.n,
+                grads,
+                Layout::transposed(w0, d.i),
+                a.accumulate != 0,
+                x,
+                Layout::transposed(x0, d.i),
+                dz,
+                Layout::rows(0, d.o),
+            );
+            // db = Σ_n dz[n, :], summed row by row (contiguous reads).
+            let db = &mut grads[b0..b0 + d.o];
+            if a.accumulate == 0 {
+                db.fill(0.0);
             }
-            grads[b0 + o] = if a.accumulate != 0 {
-                grads[b0 + o] + s
-            } else {
-                s
-            };
-        }
+            for row in dz.chunks_exact(d.o.max(1)) {
+                for (g, v) in db.iter_mut().zip(row) {
+                    *g += v;
+                }
+            }
+        });
     }
 }

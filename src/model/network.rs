@@ -91,7 +91,7 @@ impl Network {
     /// Ranges of the parameter vector the optimizer updates (frozen members excluded).
     pub fn trainable(&self) -> Vec<Range<usize>> {
         match &self.arch {
-            Arch::Shared(_) => vec![0..self.layout.len],
+            Arch::Shared(_) => std::iter::once(0..self.layout.len).collect(),
         }
     }
 }

@@ -51,6 +51,7 @@ pub struct Trainer {
     rng: ChaCha8Rng,
     epoch: usize,
     global_step: u64,
+    flops_per_step: u64,
 }
 
 /// Checks that `data` fits `model` before anything is uploaded.
@@ -272,6 +273,7 @@ impl Trainer {
             });
         }
         ops.push(Op::StepAdvance { counters });
+        let flops_per_step = ops.iter().map(Op::flops).sum();
         let step = b.prepare(&ops)?;
         Ok(Trainer {
             backend,
@@ -293,12 +295,18 @@ impl Trainer {
             rng: ChaCha8Rng::seed_from_u64(cfg.seed),
             epoch: 0,
             global_step: 0,
+            flops_per_step,
         })
     }
 
     /// Optimizer steps in one epoch (the last batch may be partial).
     pub fn steps_per_epoch(&self) -> usize {
         self.steps_per_epoch
+    }
+
+    /// Floating-point operations of one step's matrix products.
+    pub fn flops_per_step(&self) -> u64 {
+        self.flops_per_step
     }
 
     /// Epochs trained so far.
