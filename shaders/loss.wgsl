@@ -8,6 +8,8 @@
 // Elements:
 //   bce:  l = max(z,0) − z·y + log(1 + exp(−|z|)),   dl/dz = sigmoid(z) − y
 //   ce:   l = logsumexp(z) − z[y],                    dl/dz = softmax(z) − onehot(y)
+//   bce on probabilities (an ensemble's averaged output): p = clamp(z, ε, 1−ε), ε = 1e-7 (Keras),
+//         l = −y·log p − (1−y)·log(1−p),              dl/dz = (p − y)/(p(1−p)), 0 where clamped
 //   mse:  l = (z − y)²,                               dl/dz = 2(z − y)
 // A task's loss is Σ l / Σ count over the batch (multitask_loss_reduce).
 // CPU twin: src/cpu/loss.rs.
@@ -19,8 +21,14 @@ struct LossArgs {
     label_off: u32,
     dz_off: u32,
     stats_off: u32,
+    label_rows: u32, // 0: row r reads label row r; else label row r % label_rows
+                     // (M members' outputs [M·N, C] all trained against one [N, ·] label)
     _pad0: u32,
-    _pad1: u32,
+}
+
+fn label_row(r: u32, label_rows: u32) -> u32 {
+    if (label_rows == 0u) { return r; }
+    return r % label_rows;
 }
 
 fn flat_index(wid: vec3<u32>, nwg: vec3<u32>, lid: vec3<u32>) -> u32 {
@@ -48,7 +56,7 @@ fn loss_bce(@builtin(workgroup_id) wid: vec3<u32>,
     var count = 0.0;
     for (var c = 0u; c < lb.outputs; c++) {
         let at = r * lb.outputs + c;
-        let y = lb_label[lb.label_off + at];
+        let y = lb_label[lb.label_off + label_row(r, lb.label_rows) * lb.outputs + c];
         var g = 0.0;
         if (!is_missing(y)) {
             let z = lb_z[lb.z_off + at];
@@ -75,7 +83,7 @@ fn loss_softmax_ce(@builtin(workgroup_id) wid: vec3<u32>,
     let r = flat_index(wid, nwg, lid);
     if (r >= lc.rows) { return; }
     let z0 = lc.z_off + r * lc.outputs;
-    let y = lc_label[lc.label_off + r];
+    let y = lc_label[lc.label_off + label_row(r, lc.label_rows)];
     // A missing label (or one outside 0..C−1, which the loader rejects) masks the row.
     if (is_missing(y) || y < 0.0 || u32(y) >= lc.outputs) {
         for (var c = 0u; c < lc.outputs; c++) { lc_dz[lc.dz_off + r * lc.outputs + c] = 0.0; }
@@ -116,7 +124,7 @@ fn loss_mse(@builtin(workgroup_id) wid: vec3<u32>,
     var count = 0.0;
     for (var c = 0u; c < lm.outputs; c++) {
         let at = r * lm.outputs + c;
-        let y = lm_label[lm.label_off + at];
+        let y = lm_label[lm.label_off + label_row(r, lm.label_rows) * lm.outputs + c];
         var g = 0.0;
         if (!is_missing(y)) {
             let d = lm_z[lm.z_off + at] - y;
@@ -128,4 +136,37 @@ fn loss_mse(@builtin(workgroup_id) wid: vec3<u32>,
     }
     lm_stats[lm.stats_off + 2u * r] = total;
     lm_stats[lm.stats_off + 2u * r + 1u] = count;
+}
+
+@group(0) @binding(0) var<uniform> lp: LossArgs;
+@group(0) @binding(1) var<storage, read> lp_z: array<f32>;
+@group(0) @binding(2) var<storage, read> lp_label: array<f32>;
+@group(0) @binding(3) var<storage, read_write> lp_dz: array<f32>;
+@group(0) @binding(4) var<storage, read_write> lp_stats: array<f32>;
+
+const PROB_EPS: f32 = 1e-7;
+
+@compute @workgroup_size(256)
+fn loss_bce_prob(@builtin(workgroup_id) wid: vec3<u32>,
+                 @builtin(num_workgroups) nwg: vec3<u32>,
+                 @builtin(local_invocation_id) lid: vec3<u32>) {
+    let r = flat_index(wid, nwg, lid);
+    if (r >= lp.rows) { return; }
+    var total = 0.0;
+    var count = 0.0;
+    for (var c = 0u; c < lp.outputs; c++) {
+        let at = r * lp.outputs + c;
+        let y = lp_label[lp.label_off + label_row(r, lp.label_rows) * lp.outputs + c];
+        var g = 0.0;
+        if (!is_missing(y)) {
+            let z = lp_z[lp.z_off + at];
+            let p = clamp(z, PROB_EPS, 1.0 - PROB_EPS);
+            total += -(y * log(p) + (1.0 - y) * log(1.0 - p));
+            count += 1.0;
+            if (z > PROB_EPS && z < 1.0 - PROB_EPS) { g = (p - y) / (p * (1.0 - p)); }
+        }
+        lp_dz[lp.dz_off + at] = g;
+    }
+    lp_stats[lp.stats_off + 2u * r] = total;
+    lp_stats[lp.stats_off + 2u * r + 1u] = count;
 }

@@ -27,6 +27,11 @@ pub enum Kernel {
     LossBce,
     LossSoftmaxCe,
     LossMse,
+    LossBceProb,
+    EnsembleMeanForward,
+    EnsembleMeanBackward,
+    MembersToRows,
+    RowsToMembers,
     MultitaskLossReduce,
     LossGradScale,
     AdamUpdate,
@@ -47,6 +52,7 @@ pub const SHADER_FILES: &[(&str, &str)] = &[
     ("multitask.wgsl", include_str!("../shaders/multitask.wgsl")),
     ("optimizer.wgsl", include_str!("../shaders/optimizer.wgsl")),
     ("gather.wgsl", include_str!("../shaders/gather.wgsl")),
+    ("ensemble.wgsl", include_str!("../shaders/ensemble.wgsl")),
 ];
 
 impl Kernel {
@@ -62,6 +68,11 @@ impl Kernel {
         Kernel::LossBce,
         Kernel::LossSoftmaxCe,
         Kernel::LossMse,
+        Kernel::LossBceProb,
+        Kernel::EnsembleMeanForward,
+        Kernel::EnsembleMeanBackward,
+        Kernel::MembersToRows,
+        Kernel::RowsToMembers,
         Kernel::MultitaskLossReduce,
         Kernel::LossGradScale,
         Kernel::AdamUpdate,
@@ -78,7 +89,13 @@ impl Kernel {
             }
             Kernel::ActivationForward | Kernel::ActivationBackward => "activation.wgsl",
             Kernel::ConcatColumns | Kernel::SplitColumns => "concat.wgsl",
-            Kernel::LossBce | Kernel::LossSoftmaxCe | Kernel::LossMse => "loss.wgsl",
+            Kernel::LossBce | Kernel::LossSoftmaxCe | Kernel::LossMse | Kernel::LossBceProb => {
+                "loss.wgsl"
+            }
+            Kernel::EnsembleMeanForward
+            | Kernel::EnsembleMeanBackward
+            | Kernel::MembersToRows
+            | Kernel::RowsToMembers => "ensemble.wgsl",
             Kernel::MultitaskLossReduce | Kernel::LossGradScale => "multitask.wgsl",
             Kernel::AdamUpdate | Kernel::SgdUpdate => "optimizer.wgsl",
             Kernel::BatchGather | Kernel::StepAdvance => "gather.wgsl",
@@ -108,6 +125,11 @@ impl Kernel {
             Kernel::LossBce => "loss_bce",
             Kernel::LossSoftmaxCe => "loss_softmax_ce",
             Kernel::LossMse => "loss_mse",
+            Kernel::LossBceProb => "loss_bce_prob",
+            Kernel::EnsembleMeanForward => "ensemble_mean_forward",
+            Kernel::EnsembleMeanBackward => "ensemble_mean_backward",
+            Kernel::MembersToRows => "members_to_rows",
+            Kernel::RowsToMembers => "rows_to_members",
             Kernel::MultitaskLossReduce => "multitask_loss_reduce",
             Kernel::LossGradScale => "loss_grad_scale",
             Kernel::AdamUpdate => "adam_update",
@@ -127,7 +149,11 @@ impl Kernel {
             Kernel::ActivationForward => &[Read, ReadWrite],
             Kernel::ActivationBackward => &[Read, Read, ReadWrite],
             Kernel::ConcatColumns | Kernel::SplitColumns => &[Read, ReadWrite],
-            Kernel::LossBce | Kernel::LossSoftmaxCe | Kernel::LossMse => {
+            Kernel::EnsembleMeanForward
+            | Kernel::EnsembleMeanBackward
+            | Kernel::MembersToRows
+            | Kernel::RowsToMembers => &[Read, ReadWrite],
+            Kernel::LossBce | Kernel::LossSoftmaxCe | Kernel::LossMse | Kernel::LossBceProb => {
                 &[Read, Read, ReadWrite, ReadWrite]
             }
             Kernel::MultitaskLossReduce => &[Read, Read, Read, ReadWrite, ReadWrite],

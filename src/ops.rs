@@ -82,7 +82,22 @@ pub struct LossArgs {
     pub label_off: u32,
     pub dz_off: u32,
     pub stats_off: u32,
-    pub _pad: [u32; 2],
+    /// 0: row r reads label row r; else label row r % label_rows (members
+    /// stacked [M·N, C] all trained against one label per row).
+    pub label_rows: u32,
+    pub _pad: u32,
+}
+
+/// `EnsembleArgs` in shaders/ensemble.wgsl.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, Pod, Zeroable)]
+pub struct EnsembleArgs {
+    pub members: u32,
+    pub rows: u32,
+    pub width: u32,
+    pub src_off: u32,
+    pub dst_off: u32,
+    pub _pad: [u32; 3],
 }
 
 /// `ReduceArgs` in shaders/multitask.wgsl.
@@ -210,6 +225,38 @@ pub enum Op {
         dz: BufId,
         stats: BufId,
     },
+    /// BCE on probabilities (an ensemble's averaged sigmoid outputs).
+    LossBceProb {
+        args: LossArgs,
+        z: BufId,
+        label: BufId,
+        dz: BufId,
+        stats: BufId,
+    },
+    /// out [N, C] = mean over members of src [M, N, C].
+    EnsembleMeanForward {
+        args: EnsembleArgs,
+        src: BufId,
+        dst: BufId,
+    },
+    /// dmembers [M, N, C] = dout [N, C] / M.
+    EnsembleMeanBackward {
+        args: EnsembleArgs,
+        src: BufId,
+        dst: BufId,
+    },
+    /// [M, N, C] → [N, M·C].
+    MembersToRows {
+        args: EnsembleArgs,
+        src: BufId,
+        dst: BufId,
+    },
+    /// [N, M·C] → [M, N, C].
+    RowsToMembers {
+        args: EnsembleArgs,
+        src: BufId,
+        dst: BufId,
+    },
     MultitaskLossReduce {
         args: ReduceArgs,
         stats: BufId,
@@ -267,6 +314,11 @@ impl Op {
             Op::LossBce { .. } => Kernel::LossBce,
             Op::LossSoftmaxCe { .. } => Kernel::LossSoftmaxCe,
             Op::LossMse { .. } => Kernel::LossMse,
+            Op::LossBceProb { .. } => Kernel::LossBceProb,
+            Op::EnsembleMeanForward { .. } => Kernel::EnsembleMeanForward,
+            Op::EnsembleMeanBackward { .. } => Kernel::EnsembleMeanBackward,
+            Op::MembersToRows { .. } => Kernel::MembersToRows,
+            Op::RowsToMembers { .. } => Kernel::RowsToMembers,
             Op::MultitaskLossReduce { .. } => Kernel::MultitaskLossReduce,
             Op::LossGradScale { .. } => Kernel::LossGradScale,
             Op::AdamUpdate { .. } => Kernel::AdamUpdate,
@@ -311,7 +363,18 @@ impl Op {
                 dz,
                 stats,
                 ..
+            }
+            | Op::LossBceProb {
+                z,
+                label,
+                dz,
+                stats,
+                ..
             } => vec![z, label, dz, stats],
+            Op::EnsembleMeanForward { src, dst, .. }
+            | Op::EnsembleMeanBackward { src, dst, .. }
+            | Op::MembersToRows { src, dst, .. }
+            | Op::RowsToMembers { src, dst, .. } => vec![src, dst],
             Op::MultitaskLossReduce {
                 stats,
                 lambda,
@@ -360,7 +423,12 @@ impl Op {
             }
             Op::LossBce { args, .. }
             | Op::LossSoftmaxCe { args, .. }
-            | Op::LossMse { args, .. } => bytemuck::bytes_of(args),
+            | Op::LossMse { args, .. }
+            | Op::LossBceProb { args, .. } => bytemuck::bytes_of(args),
+            Op::EnsembleMeanForward { args, .. }
+            | Op::EnsembleMeanBackward { args, .. }
+            | Op::MembersToRows { args, .. }
+            | Op::RowsToMembers { args, .. } => bytemuck::bytes_of(args),
             Op::MultitaskLossReduce { args, .. } => bytemuck::bytes_of(args),
             Op::LossGradScale { args, .. } => bytemuck::bytes_of(args),
             Op::AdamUpdate { args, .. } => bytemuck::bytes_of(args),
@@ -385,7 +453,14 @@ impl Op {
             }
             Op::LossBce { args, .. }
             | Op::LossSoftmaxCe { args, .. }
-            | Op::LossMse { args, .. } => args.rows.div_ceil(WORKGROUP),
+            | Op::LossMse { args, .. }
+            | Op::LossBceProb { args, .. } => args.rows.div_ceil(WORKGROUP),
+            Op::EnsembleMeanForward { args, .. } => (args.rows * args.width).div_ceil(WORKGROUP),
+            Op::EnsembleMeanBackward { args, .. }
+            | Op::MembersToRows { args, .. }
+            | Op::RowsToMembers { args, .. } => {
+                (args.members * args.rows * args.width).div_ceil(WORKGROUP)
+            }
             Op::MultitaskLossReduce { .. } => 1,
             Op::LossGradScale { args, .. } => args.len.div_ceil(WORKGROUP),
             Op::AdamUpdate { args, .. } => args.len.div_ceil(WORKGROUP),

@@ -138,6 +138,7 @@ fn task_loss(kind: u32, a: &LossArgs, z: &[f32], label: &[f32]) -> (f32, Vec<f32
     match kind {
         0 => loss::bce(a, z, label, &mut dz, &mut stats),
         1 => loss::softmax_ce(a, z, label, &mut dz, &mut stats),
+        3 => loss::bce_prob(a, z, label, &mut dz, &mut stats),
         _ => loss::mse(a, z, label, &mut dz, &mut stats),
     }
     let mut out = vec![0.0; 3];
@@ -161,7 +162,7 @@ fn task_loss(kind: u32, a: &LossArgs, z: &[f32], label: &[f32]) -> (f32, Vec<f32
 
 #[test]
 fn loss_gradients_match_finite_differences() {
-    for kind in 0..3u32 {
+    for kind in 0..4u32 {
         for &(rows, outputs) in &[(1u32, 1u32), (6, 3), (9, 1)] {
             if kind == 1 && outputs < 2 {
                 continue;
@@ -172,7 +173,12 @@ fn loss_gradients_match_finite_differences() {
                 ..Default::default()
             };
             let n = (rows * outputs) as usize;
-            let z = random(kind as u64 + 3, n, -3.0, 3.0);
+            // bce_prob takes probabilities, away from its clamp at ε and 1 − ε.
+            let z = if kind == 3 {
+                random(kind as u64 + 3, n, 0.05, 0.95)
+            } else {
+                random(kind as u64 + 3, n, -3.0, 3.0)
+            };
             let label_len = if kind == 1 { rows as usize } else { n };
             let mut label: Vec<f32> = random(kind as u64 + 4, label_len, 0.0, 1.0)
                 .into_iter()
@@ -199,5 +205,56 @@ fn loss_gradients_match_finite_differences() {
                 );
             }
         }
+    }
+}
+
+#[test]
+fn ensemble_combiners_match_finite_differences() {
+    use tandem::cpu::ensemble;
+    let (m, n, c) = (3u32, 4u32, 2u32);
+    let a = EnsembleArgs {
+        members: m,
+        rows: n,
+        width: c,
+        ..Default::default()
+    };
+    let src = random(7, (m * n * c) as usize, -1.0, 1.0);
+    // mean: objective Σ r ⊙ mean(src)
+    let r = random(8, (n * c) as usize, -1.0, 1.0);
+    let objective = |s: &[f32]| {
+        let mut out = vec![0.0; (n * c) as usize];
+        ensemble::mean_forward(&a, s, &mut out);
+        out.iter().zip(&r).map(|(o, r)| o * r).sum::<f32>()
+    };
+    let mut grad = vec![0.0; src.len()];
+    ensemble::mean_backward(&a, &r, &mut grad);
+    for k in 0..src.len() {
+        let (mut p, mut q) = (src.clone(), src.clone());
+        p[k] += H;
+        q[k] -= H;
+        assert_grad(
+            &format!("mean [{k}]"),
+            (objective(&p) - objective(&q)) / (2.0 * H),
+            grad[k],
+        );
+    }
+    // members_to_rows: objective Σ r ⊙ rows(src); rows_to_members is its backward
+    let r = random(9, (m * n * c) as usize, -1.0, 1.0);
+    let objective = |s: &[f32]| {
+        let mut out = vec![0.0; (m * n * c) as usize];
+        ensemble::members_to_rows(&a, s, &mut out);
+        out.iter().zip(&r).map(|(o, r)| o * r).sum::<f32>()
+    };
+    let mut grad = vec![0.0; src.len()];
+    ensemble::rows_to_members(&a, &r, &mut grad);
+    for k in 0..src.len() {
+        let (mut p, mut q) = (src.clone(), src.clone());
+        p[k] += H;
+        q[k] -= H;
+        assert_grad(
+            &format!("members_to_rows [{k}]"),
+            (objective(&p) - objective(&q)) / (2.0 * H),
+            grad[k],
+        );
     }
 }

@@ -44,6 +44,11 @@ const CASES: &[(Kernel, Case)] = &[
     (Kernel::LossBce, loss_bce),
     (Kernel::LossSoftmaxCe, loss_softmax_ce),
     (Kernel::LossMse, loss_mse),
+    (Kernel::LossBceProb, loss_bce_prob),
+    (Kernel::EnsembleMeanForward, ensemble_mean_forward),
+    (Kernel::EnsembleMeanBackward, ensemble_mean_backward),
+    (Kernel::MembersToRows, members_to_rows),
+    (Kernel::RowsToMembers, rows_to_members),
     (Kernel::MultitaskLossReduce, multitask_loss_reduce),
     (Kernel::LossGradScale, loss_grad_scale),
     (Kernel::AdamUpdate, adam_update),
@@ -446,19 +451,28 @@ const LOSS_SHAPES: &[(u32, u32)] = &[(1, 1), (3, 5), (65, 1), (257, 3)];
 
 fn loss_case(h: &mut Harness, kind: Kernel) -> f32 {
     let mut worst = 0.0f32;
+    // (every: a missing label every `every` rows; members: outputs of that many
+    // members stacked [M·N, C] against one label per row, as `concat` trains them)
     for &(rows, outputs) in LOSS_SHAPES {
-        for every in [0usize, 4] {
+        for (every, members) in [(0usize, 1u32), (4, 1), (3, 3)] {
             h.gpu_reset();
             let s = seed(&[rows, outputs, every as u32]);
-            let n = (rows * outputs) as usize;
-            let z = h.buffer("z", 3, &random(s, n, -6.0, 6.0));
+            let n = (members * rows * outputs) as usize;
+            let (lo, hi) = if kind == Kernel::LossBceProb {
+                (0.0, 1.0)
+            } else {
+                (-6.0, 6.0)
+            };
+            let z = h.buffer("z", 3, &random(s, n, lo, hi));
             let width = if kind == Kernel::LossSoftmaxCe {
                 rows as usize
             } else {
-                n
+                (rows * outputs) as usize
             };
             let lab = match kind {
-                Kernel::LossBce => labels(s + 1, width, every, |u| if u < 0.5 { 0.0 } else { 1.0 }),
+                Kernel::LossBce | Kernel::LossBceProb => {
+                    labels(s + 1, width, every, |u| if u < 0.5 { 0.0 } else { 1.0 })
+                }
                 Kernel::LossSoftmaxCe => labels(s + 1, width, every, |u| {
                     (u * outputs as f32).floor().min(outputs as f32 - 1.0)
                 }),
@@ -466,17 +480,25 @@ fn loss_case(h: &mut Harness, kind: Kernel) -> f32 {
             };
             let label = h.buffer("label", 1, &lab);
             let dz = h.output("dz", 2, n);
-            let stats = h.output("stats", 4, 2 * rows as usize);
+            let stats = h.output("stats", 4, 2 * (members * rows) as usize);
             let args = LossArgs {
-                rows,
+                rows: members * rows,
                 outputs,
                 z_off: 3,
                 label_off: 1,
                 dz_off: 2,
                 stats_off: 4,
+                label_rows: if members > 1 { rows } else { 0 },
                 ..Default::default()
             };
             let op = match kind {
+                Kernel::LossBceProb => Op::LossBceProb {
+                    args,
+                    z,
+                    label,
+                    dz,
+                    stats,
+                },
                 Kernel::LossBce => Op::LossBce {
                     args,
                     z,
@@ -737,4 +759,69 @@ fn step_advance(h: &mut Harness) -> String {
         EXACT.1,
     );
     "exact".into()
+}
+
+fn loss_bce_prob(h: &mut Harness) -> String {
+    format!(
+        "{} shapes, missing labels, stacked members, max |Δ| {:.2e}",
+        LOSS_SHAPES.len(),
+        loss_case(h, Kernel::LossBceProb)
+    )
+}
+
+/// (members, rows, width) for the ensemble kernels.
+const ENSEMBLE_SHAPES: &[(u32, u32, u32)] = &[(1, 1, 1), (3, 5, 7), (2, 65, 1), (8, 257, 3)];
+
+fn ensemble_case(h: &mut Harness, kernel: Kernel) {
+    for &(m, n, c) in ENSEMBLE_SHAPES {
+        h.gpu_reset();
+        let (src_len, dst_len) = match kernel {
+            Kernel::EnsembleMeanForward => (m * n * c, n * c),
+            Kernel::EnsembleMeanBackward => (n * c, m * n * c),
+            _ => (m * n * c, m * n * c),
+        };
+        let src = h.buffer(
+            "src",
+            3,
+            &random(seed(&[m, n, c]), src_len as usize, -1.0, 1.0),
+        );
+        let dst = h.output("dst", 2, dst_len as usize);
+        let args = EnsembleArgs {
+            members: m,
+            rows: n,
+            width: c,
+            src_off: 3,
+            dst_off: 2,
+            ..Default::default()
+        };
+        let op = match kernel {
+            Kernel::EnsembleMeanForward => Op::EnsembleMeanForward { args, src, dst },
+            Kernel::EnsembleMeanBackward => Op::EnsembleMeanBackward { args, src, dst },
+            Kernel::MembersToRows => Op::MembersToRows { args, src, dst },
+            _ => Op::RowsToMembers { args, src, dst },
+        };
+        h.check(
+            &format!("{kernel:?} {m}x{n}x{c}"),
+            &[op],
+            ELEM_TOL.0,
+            ELEM_TOL.1,
+        );
+    }
+}
+
+fn ensemble_mean_forward(h: &mut Harness) -> String {
+    ensemble_case(h, Kernel::EnsembleMeanForward);
+    format!("{} shapes", ENSEMBLE_SHAPES.len())
+}
+fn ensemble_mean_backward(h: &mut Harness) -> String {
+    ensemble_case(h, Kernel::EnsembleMeanBackward);
+    format!("{} shapes", ENSEMBLE_SHAPES.len())
+}
+fn members_to_rows(h: &mut Harness) -> String {
+    ensemble_case(h, Kernel::MembersToRows);
+    format!("{} shapes", ENSEMBLE_SHAPES.len())
+}
+fn rows_to_members(h: &mut Harness) -> String {
+    ensemble_case(h, Kernel::RowsToMembers);
+    format!("{} shapes", ENSEMBLE_SHAPES.len())
 }

@@ -5,6 +5,18 @@
 
 use crate::ops::LossArgs;
 
+/// The label row row `r` is trained against (see `LossArgs::label_rows`).
+fn label_row(a: &LossArgs, r: usize) -> usize {
+    if a.label_rows == 0 {
+        r
+    } else {
+        r % a.label_rows as usize
+    }
+}
+
+/// Clamp of probabilities before the log, as Keras does.
+pub const PROB_EPS: f32 = 1e-7;
+
 /// BCE with logits, element-wise, stable form.
 pub fn bce(a: &LossArgs, z: &[f32], label: &[f32], dz: &mut [f32], stats: &mut [f32]) {
     let c_n = a.outputs as usize;
@@ -12,7 +24,7 @@ pub fn bce(a: &LossArgs, z: &[f32], label: &[f32], dz: &mut [f32], stats: &mut [
         let (mut total, mut count) = (0.0f32, 0.0f32);
         for c in 0..c_n {
             let at = r * c_n + c;
-            let y = label[a.label_off as usize + at];
+            let y = label[a.label_off as usize + label_row(a, r) * c_n + c];
             let mut g = 0.0;
             if !y.is_nan() {
                 let v = z[a.z_off as usize + at];
@@ -33,7 +45,7 @@ pub fn softmax_ce(a: &LossArgs, z: &[f32], label: &[f32], dz: &mut [f32], stats:
     for r in 0..a.rows as usize {
         let zr = &z[a.z_off as usize + r * c_n..a.z_off as usize + (r + 1) * c_n];
         let g = &mut dz[a.dz_off as usize + r * c_n..a.dz_off as usize + (r + 1) * c_n];
-        let y = label[a.label_off as usize + r];
+        let y = label[a.label_off as usize + label_row(a, r)];
         let s0 = a.stats_off as usize + 2 * r;
         if y.is_nan() || y < 0.0 || y as usize >= c_n {
             g.fill(0.0);
@@ -60,13 +72,38 @@ pub fn mse(a: &LossArgs, z: &[f32], label: &[f32], dz: &mut [f32], stats: &mut [
         let (mut total, mut count) = (0.0f32, 0.0f32);
         for c in 0..c_n {
             let at = r * c_n + c;
-            let y = label[a.label_off as usize + at];
+            let y = label[a.label_off as usize + label_row(a, r) * c_n + c];
             let mut g = 0.0;
             if !y.is_nan() {
                 let d = z[a.z_off as usize + at] - y;
                 total += d * d;
                 count += 1.0;
                 g = 2.0 * d;
+            }
+            dz[a.dz_off as usize + at] = g;
+        }
+        stats[a.stats_off as usize + 2 * r] = total;
+        stats[a.stats_off as usize + 2 * r + 1] = count;
+    }
+}
+
+/// BCE on probabilities (an ensemble's averaged output), clamped to [ε, 1−ε].
+pub fn bce_prob(a: &LossArgs, z: &[f32], label: &[f32], dz: &mut [f32], stats: &mut [f32]) {
+    let c_n = a.outputs as usize;
+    for r in 0..a.rows as usize {
+        let (mut total, mut count) = (0.0f32, 0.0f32);
+        for c in 0..c_n {
+            let at = r * c_n + c;
+            let y = label[a.label_off as usize + label_row(a, r) * c_n + c];
+            let mut g = 0.0;
+            if !y.is_nan() {
+                let v = z[a.z_off as usize + at];
+                let p = v.clamp(PROB_EPS, 1.0 - PROB_EPS);
+                total += -(y * p.ln() + (1.0 - y) * (1.0 - p).ln());
+                count += 1.0;
+                if v > PROB_EPS && v < 1.0 - PROB_EPS {
+                    g = (p - y) / (p * (1.0 - p));
+                }
             }
             dz[a.dz_off as usize + at] = g;
         }

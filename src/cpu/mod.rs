@@ -4,6 +4,7 @@
 pub mod activation;
 pub mod concat;
 pub mod dense;
+pub mod ensemble;
 pub mod gather;
 pub mod loss;
 pub mod matmul;
@@ -96,6 +97,22 @@ pub fn run_op(bufs: &mut [Vec<f32>], op: &Op) {
         Op::LossMse { args, z, label, .. } => {
             let (dz, stats) = out.split_at_mut(1);
             loss::mse(args, &b[z.0], &b[label.0], &mut dz[0], &mut stats[0])
+        }
+        Op::LossBceProb { args, z, label, .. } => {
+            let (dz, stats) = out.split_at_mut(1);
+            loss::bce_prob(args, &b[z.0], &b[label.0], &mut dz[0], &mut stats[0])
+        }
+        Op::EnsembleMeanForward { args, src, .. } => {
+            ensemble::mean_forward(args, &b[src.0], &mut out[0])
+        }
+        Op::EnsembleMeanBackward { args, src, .. } => {
+            ensemble::mean_backward(args, &b[src.0], &mut out[0])
+        }
+        Op::MembersToRows { args, src, .. } => {
+            ensemble::members_to_rows(args, &b[src.0], &mut out[0])
+        }
+        Op::RowsToMembers { args, src, .. } => {
+            ensemble::rows_to_members(args, &b[src.0], &mut out[0])
         }
         Op::MultitaskLossReduce {
             args,
