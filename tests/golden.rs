@@ -25,12 +25,12 @@ fn expected_losses(dir: &Path) -> Vec<f32> {
         .collect()
 }
 
-fn run_case(name: &str, backend: BackendChoice) {
+fn run_case(name: &str, backend: BackendChoice) -> Model {
     let dir = case_dir(name);
     let mut cfg = Config::load(dir.join("config.toml")).unwrap();
     let split = load_split(&mut cfg).unwrap();
-    let mut model = Model::new(cfg.model.clone(), cfg.train.seed);
-    model.load_weights(dir.join("init.safetensors")).unwrap();
+    let mut model = Model::from_config(&cfg).unwrap();
+    model.load_init(dir.join("init.safetensors"), &cfg).unwrap();
     let b = tandem::open_backend(backend).unwrap();
     let desc = b.describe();
     let history = fit(&mut model, &split.train, None, &cfg.train, b, &mut |_| {}).unwrap();
@@ -65,6 +65,7 @@ fn run_case(name: &str, backend: BackendChoice) {
         got.len(),
         worst.0
     );
+    model
 }
 
 #[test]
@@ -88,5 +89,38 @@ fn binary_regression_cpu() {
 fn binary_regression_gpu() {
     if common::gpu().is_some() {
         run_case("binary-regression", BackendChoice::Gpu);
+    }
+}
+
+#[test]
+fn ensemble_stack_cpu() {
+    frozen_member_is_untouched(run_case("ensemble-stack", BackendChoice::Cpu));
+}
+
+#[test]
+fn ensemble_stack_gpu() {
+    if common::gpu().is_some() {
+        frozen_member_is_untouched(run_case("ensemble-stack", BackendChoice::Gpu));
+    }
+}
+
+/// m2 is frozen: its tensors after training are bit-identical to its file.
+fn frozen_member_is_untouched(model: Model) {
+    let dir = case_dir("ensemble-stack");
+    let bytes = std::fs::read(dir.join("m2.safetensors")).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    for (name, view) in st.tensors() {
+        let want: Vec<u32> = view
+            .data()
+            .chunks_exact(4)
+            .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect();
+        let got: Vec<u32> = model
+            .tensor(&format!("members.m2.{name}"))
+            .unwrap()
+            .iter()
+            .map(|v| v.to_bits())
+            .collect();
+        assert_eq!(got, want, "frozen member tensor `{name}` changed");
     }
 }

@@ -164,10 +164,10 @@ fn train(
     let choice: BackendChoice = backend.parse()?;
     let mut cfg = Config::load(config)?;
     let split = load_split(&mut cfg)?;
-    let mut model = Model::new(cfg.model.clone(), cfg.train.seed);
+    let mut model = Model::from_config(&cfg)?;
     model.preprocess = split.preprocess.clone();
     if let Some(w) = &init {
-        model.load_weights(w)?;
+        model.load_init(w, &cfg)?;
     }
     let b = tandem::open_backend(choice)?;
     eprintln!(

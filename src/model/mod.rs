@@ -1,4 +1,5 @@
 //! Model description, parameters and the training graph.
+pub mod ensemble;
 pub mod network;
 pub mod params;
 pub mod shared;

@@ -4,6 +4,7 @@
 //! mixture of experts (`mmoe.rs`). The trainer and the predictor only see a
 //! [`Graph`]: an input buffer, per-task logits, and two op lists.
 
+use super::ensemble::EnsembleNet;
 use super::params::{DenseSlot, ParamLayout};
 use super::shared::SharedNet;
 use super::spec::{Activation, ModelSpec};
@@ -24,6 +25,8 @@ pub struct Layer {
 pub enum Arch {
     /// Trunk + one head per task (hard parameter sharing).
     Shared(SharedNet),
+    /// Members with their own trunks and heads, combined per task.
+    Ensemble(EnsembleNet),
 }
 
 /// A model's layers, in the parameter layout's order.
@@ -47,6 +50,32 @@ pub struct Graph {
     pub forward: Vec<Op>,
     /// logits_grad → every trainable parameter's gradient (empty for inference).
     pub backward: Vec<Op>,
+    /// Per task, what `logits` holds.
+    pub form: Vec<OutputForm>,
+    /// Per task, with how many members `logits` is stacked [M·N, C] (1: [N, C]).
+    pub stacked: Vec<usize>,
+    /// Per task, every member's output [M, N, C] (ensembles only), with M and
+    /// whether the task's activation is still to be applied (`concat` trains
+    /// on member logits): the predictor reports their spread.
+    pub members: Vec<Option<MemberOutputs>>,
+}
+
+/// Every member's output for one task, [M, N, C].
+#[derive(Debug, Clone, Copy)]
+pub struct MemberOutputs {
+    pub buf: BufId,
+    pub members: usize,
+    /// True when the buffer holds logits (apply the task's activation first).
+    pub logits: bool,
+}
+
+/// What a task's output buffer holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutputForm {
+    /// Logits (binary, multiclass) or values (regression).
+    Logits,
+    /// Probabilities already (an ensemble's averaged sigmoid outputs).
+    Probabilities,
 }
 
 /// Arguments of one dense layer over `n` rows (one batch item, activations at offset 0).
@@ -68,7 +97,10 @@ impl Network {
     /// Places every layer of `spec` in a fresh layout (names per DESIGN §3).
     pub fn new(spec: &ModelSpec) -> Network {
         let mut layout = ParamLayout::default();
-        let arch = Arch::Shared(SharedNet::new(spec, &mut layout));
+        let arch = match &spec.ensemble {
+            Some(e) => Arch::Ensemble(EnsembleNet::new(spec, e, &mut layout)),
+            None => Arch::Shared(SharedNet::new(spec, &mut layout)),
+        };
         Network { layout, arch }
     }
 
@@ -85,6 +117,7 @@ impl Network {
     ) -> Result<Graph> {
         match &self.arch {
             Arch::Shared(net) => net.graph(backend, spec, batch, train, params, grads),
+            Arch::Ensemble(net) => net.graph(backend, spec, batch, train, params, grads),
         }
     }
 
@@ -92,6 +125,7 @@ impl Network {
     pub fn trainable(&self) -> Vec<Range<usize>> {
         match &self.arch {
             Arch::Shared(_) => std::iter::once(0..self.layout.len).collect(),
+            Arch::Ensemble(net) => net.trainable(self.layout.len),
         }
     }
 }

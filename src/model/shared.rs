@@ -6,7 +6,7 @@
 //! Backward: the reverse, with the trunk output's gradient summed over tasks
 //! (the first head overwrites it, the others accumulate).
 
-use super::network::{dense_args, Graph, Layer};
+use super::network::{dense_args, Graph, Layer, OutputForm};
 use super::params::ParamLayout;
 use super::spec::{Activation, ModelSpec};
 use crate::backend::Backend;
@@ -224,6 +224,9 @@ impl SharedNet {
                 .collect(),
             forward,
             backward,
+            form: vec![OutputForm::Logits; spec.tasks.len()],
+            stacked: vec![1; spec.tasks.len()],
+            members: vec![None; spec.tasks.len()],
         })
     }
 }

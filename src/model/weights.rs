@@ -13,45 +13,68 @@ use std::path::Path;
 
 const FORMAT: &str = "tandem-1";
 
-/// Reads every tensor of `layout` from `path` into a flat vector. A missing,
-/// extra, non-f32 or mis-shaped tensor is an error naming it (and both shapes).
-pub fn read_tensors(path: &Path, layout: &ParamLayout) -> Result<Vec<f32>> {
+fn deserialize<'a>(path: &Path, bytes: &'a [u8]) -> Result<SafeTensors<'a>> {
+    SafeTensors::deserialize(bytes)
+        .map_err(|e| Error::weights(path, format!("not a safetensors file: {e}")))
+}
+
+/// Reads one f32 tensor of an exact shape from `st`, naming it (as `shown`) on error.
+fn read_tensor(
+    path: &Path,
+    st: &SafeTensors,
+    name: &str,
+    shown: &str,
+    shape: &[usize],
+    dst: &mut [f32],
+) -> Result<()> {
+    let view = st
+        .tensor(name)
+        .map_err(|_| Error::weights(path, format!("missing tensor `{shown}` (shape {shape:?})")))?;
+    if view.shape() != shape {
+        return Err(Error::weights(
+            path,
+            format!(
+                "tensor `{shown}`: expected shape {shape:?}, found {:?}",
+                view.shape()
+            ),
+        ));
+    }
+    if view.dtype() != Dtype::F32 {
+        return Err(Error::weights(
+            path,
+            format!("tensor `{shown}`: expected F32, found {:?}", view.dtype()),
+        ));
+    }
+    for (d, chunk) in dst.iter_mut().zip(view.data().chunks_exact(4)) {
+        *d = f32::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]);
+    }
+    Ok(())
+}
+
+/// Reads the tensors of `layout` found in `path` into `values`. A tensor
+/// missing from the file is an error unless `optional(name)`; a tensor the
+/// model does not have, a wrong dtype or a wrong shape is an error naming it
+/// (and both shapes).
+pub fn read_into(
+    path: &Path,
+    layout: &ParamLayout,
+    values: &mut [f32],
+    optional: &dyn Fn(&str) -> bool,
+) -> Result<()> {
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    let st = SafeTensors::deserialize(&bytes)
-        .map_err(|e| Error::weights(path, format!("not a safetensors file: {e}")))?;
-    let mut values = vec![0.0f32; layout.len];
+    let st = deserialize(path, &bytes)?;
     for t in &layout.tensors {
-        let view = st.tensor(&t.name).map_err(|_| {
-            Error::weights(
-                path,
-                format!("missing tensor `{}` (shape {:?})", t.name, t.shape),
-            )
-        })?;
-        if view.shape() != t.shape.as_slice() {
-            return Err(Error::weights(
-                path,
-                format!(
-                    "tensor `{}`: expected shape {:?}, found {:?}",
-                    t.name,
-                    t.shape,
-                    view.shape()
-                ),
-            ));
+        if st.tensor(&t.name).is_err() && optional(&t.name) {
+            continue;
         }
-        if view.dtype() != Dtype::F32 {
-            return Err(Error::weights(
-                path,
-                format!(
-                    "tensor `{}`: expected F32, found {:?}",
-                    t.name,
-                    view.dtype()
-                ),
-            ));
-        }
-        let dst = &mut values[t.offset..t.offset + t.len()];
-        for (d, chunk) in dst.iter_mut().zip(view.data().chunks_exact(4)) {
-            *d = f32::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]);
-        }
+        read_tensor(
+            path,
+            &st,
+            &t.name,
+            &t.name,
+            &t.shape,
+            &mut values[t.offset..t.offset + t.len()],
+        )?;
     }
     let mut extra: Vec<&str> = st
         .names()
@@ -68,7 +91,25 @@ pub fn read_tensors(path: &Path, layout: &ParamLayout) -> Result<Vec<f32>> {
             ),
         ));
     }
+    Ok(())
+}
+
+/// Reads every tensor of `layout` from `path` into a flat vector (all required).
+pub fn read_tensors(path: &Path, layout: &ParamLayout) -> Result<Vec<f32>> {
+    let mut values = vec![0.0f32; layout.len];
+    read_into(path, layout, &mut values, &|_| false)?;
     Ok(values)
+}
+
+/// Numeric indices of the `N.weight` keys of a PyTorch `nn.Sequential` state dict, in order.
+fn sequential_linears(st: &SafeTensors) -> Vec<usize> {
+    let mut idx: Vec<usize> = st
+        .names()
+        .iter()
+        .filter_map(|n| n.strip_suffix(".weight").and_then(|k| k.parse().ok()))
+        .collect();
+    idx.sort_unstable();
+    idx
 }
 
 /// Writes `values` (in `layout`) plus `metadata` to `path`, atomically: a
@@ -102,6 +143,137 @@ pub fn write_tensors(
 }
 
 impl Model {
+    /// Loads member `name`'s tensors from a single-model file: tandem naming
+    /// (`trunk.{i}.*`, `heads.{task}.0.*`, as a saved tandem model or the
+    /// golden member files have them) or a PyTorch `nn.Sequential` state dict
+    /// saved with safetensors (`0.weight`, `2.weight`, …: the k-th Linear is
+    /// the member's k-th layer, trunk first, then one output layer per task).
+    pub fn load_member(&mut self, name: &str, path: impl AsRef<Path>) -> Result<()> {
+        let path = path.as_ref();
+        let prefix = format!("members.{name}.");
+        let mine: Vec<(usize, String)> = self
+            .layout()
+            .tensors
+            .iter()
+            .enumerate()
+            .filter_map(|(k, t)| t.name.strip_prefix(&prefix).map(|s| (k, s.to_string())))
+            .collect();
+        if mine.is_empty() {
+            return Err(Error::Invalid(format!("the model has no member `{name}`")));
+        }
+        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        let st = deserialize(path, &bytes)?;
+        let layout = self.network.layout.clone();
+        let linears = sequential_linears(&st);
+        let tandem_names = st
+            .names()
+            .iter()
+            .any(|n| n.starts_with("trunk.") || n.starts_with("heads."));
+        if tandem_names {
+            for (k, short) in &mine {
+                let t = &layout.tensors[*k];
+                read_tensor(
+                    path,
+                    &st,
+                    short,
+                    short,
+                    &t.shape,
+                    &mut self.params[t.offset..t.offset + t.len()],
+                )?;
+            }
+            let mut extra: Vec<&str> = st
+                .names()
+                .into_iter()
+                .filter(|n| !mine.iter().any(|(_, s)| s == n))
+                .collect();
+            if !extra.is_empty() {
+                extra.sort();
+                return Err(Error::weights(
+                    path,
+                    format!(
+                        "member `{name}`: tensor(s) the member does not have: {}",
+                        extra.join(", ")
+                    ),
+                ));
+            }
+        } else if !linears.is_empty() {
+            // Member layers in order: weights of mine, paired with their biases.
+            let layers: Vec<&(usize, String)> = mine
+                .iter()
+                .filter(|(_, s)| s.ends_with(".weight"))
+                .collect();
+            if layers.len() != linears.len() {
+                return Err(Error::weights(
+                    path,
+                    format!(
+                        "member `{name}` has {} dense layers, the nn.Sequential state dict has {} Linear layers ({})",
+                        layers.len(),
+                        linears.len(),
+                        linears.iter().map(|i| format!("{i}.weight")).collect::<Vec<_>>().join(", ")
+                    ),
+                ));
+            }
+            for ((k, short), idx) in layers.into_iter().zip(&linears) {
+                let w = &layout.tensors[*k];
+                let b = &layout.tensors[*k + 1];
+                let shown = format!("{idx}.weight (member layer {short})");
+                read_tensor(
+                    path,
+                    &st,
+                    &format!("{idx}.weight"),
+                    &shown,
+                    &w.shape,
+                    &mut self.params[w.offset..w.offset + w.len()],
+                )?;
+                let shown = format!(
+                    "{idx}.bias (member layer {})",
+                    b.name.trim_start_matches(&prefix)
+                );
+                read_tensor(
+                    path,
+                    &st,
+                    &format!("{idx}.bias"),
+                    &shown,
+                    &b.shape,
+                    &mut self.params[b.offset..b.offset + b.len()],
+                )?;
+            }
+        } else {
+            return Err(Error::weights(
+                path,
+                format!("member `{name}`: no tensors named like a tandem model (trunk.0.weight, heads.<task>.0.weight) or a PyTorch nn.Sequential (0.weight, …)"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Builds the model a config describes, with ensemble members loaded from
+    /// their `weights` files.
+    pub fn from_config(cfg: &crate::io::Config) -> Result<Model> {
+        let mut model = Model::new(cfg.model.clone(), cfg.train.seed);
+        for m in &cfg.members {
+            if let Some(w) = &m.weights {
+                model.load_member(&m.name, w)?;
+            }
+        }
+        Ok(model)
+    }
+
+    /// Loads an init file (`--init`): every tensor the model has must be in
+    /// it, except those of members loaded from their own `weights` file.
+    pub fn load_init(&mut self, path: impl AsRef<Path>, cfg: &crate::io::Config) -> Result<()> {
+        let from_files: Vec<String> = cfg
+            .members
+            .iter()
+            .filter(|m| m.weights.is_some())
+            .map(|m| format!("members.{}.", m.name))
+            .collect();
+        let layout = self.network.layout.clone();
+        read_into(path.as_ref(), &layout, &mut self.params, &|name| {
+            from_files.iter().any(|p| name.starts_with(p.as_str()))
+        })
+    }
+
     /// Replaces the parameters with those in a plain weights file (DESIGN §3 names).
     pub fn load_weights(&mut self, path: impl AsRef<Path>) -> Result<()> {
         self.params = read_tensors(path.as_ref(), &self.network.layout)?;

@@ -3,7 +3,7 @@
 //! `ModelSpec`), `fit`, print the metrics (see examples/multitask.rs).
 
 use super::metrics::TaskMetrics;
-use super::predict::{task_metrics, to_predictions, Predictions, Predictor};
+use super::predict::{task_metrics, to_predictions, Outputs, Predictions, Predictor};
 use super::trainer::{check_data, StepLoss, Trainer};
 use crate::backend::Backend;
 use crate::cpu::CpuBackend;
@@ -137,8 +137,8 @@ pub fn fit(
         let loss = steps.iter().map(|s| s.total).sum::<f32>() / steps.len().max(1) as f32;
         let valid_metrics = match (&predictor, valid) {
             (Some(p), Some(v)) => {
-                let logits = p.logits(trainer.backend())?;
-                task_metrics(model, &logits, v)
+                let out = p.run(trainer.backend())?;
+                task_metrics(model, &out, v)
             }
             _ => Vec::new(),
         };
@@ -156,17 +156,17 @@ pub fn fit(
     Ok(history)
 }
 
-/// Logits of every task for `features` [rows, inputs].
-pub fn logits(
+/// The forward pass of every task for `features` [rows, inputs].
+pub fn forward(
     model: &Model,
     features: &[f32],
     rows: usize,
     backend: &mut dyn Backend,
-) -> Result<Vec<Vec<f32>>> {
+) -> Result<Outputs> {
     let params = backend.alloc(model.params.len(), "params")?;
     backend.write(params, 0, &model.params)?;
     let p = Predictor::new(backend, model, params, features, rows)?;
-    p.logits(backend)
+    p.run(backend)
 }
 
 /// Per-task metrics of `model` on `data`.
@@ -176,8 +176,8 @@ pub fn evaluate(
     backend: &mut dyn Backend,
 ) -> Result<Vec<(String, TaskMetrics)>> {
     check_data(model, data, "evaluation")?;
-    let z = logits(model, &data.features, data.rows, backend)?;
-    Ok(task_metrics(model, &z, data))
+    let out = forward(model, &data.features, data.rows, backend)?;
+    Ok(task_metrics(model, &out, data))
 }
 
 /// Probabilities / values of every task for `features` [rows, inputs].
@@ -187,6 +187,6 @@ pub fn predict(
     rows: usize,
     backend: &mut dyn Backend,
 ) -> Result<Predictions> {
-    let z = logits(model, features, rows, backend)?;
-    Ok(to_predictions(model, z, rows))
+    let out = forward(model, features, rows, backend)?;
+    Ok(to_predictions(model, out, rows))
 }

@@ -5,7 +5,7 @@ pub mod predict;
 pub mod trainer;
 
 pub use fit::{
-    evaluate, fit, logits, open_backend, predict, BackendChoice, EpochReport, Event, History,
+    evaluate, fit, forward, open_backend, predict, BackendChoice, EpochReport, Event, History,
 };
-pub use predict::{Predictions, Predictor, TaskPrediction};
+pub use predict::{Outputs, Predictions, Predictor, TaskPrediction};
 pub use trainer::{StepLoss, Trainer};

@@ -2,6 +2,7 @@
 //! chunks of `PREDICT_BATCH` rows (one program prepared once, replayed per chunk).
 
 use crate::backend::{Backend, ProgramId};
+use crate::model::network::{MemberOutputs, OutputForm};
 use crate::model::{Model, TaskKind};
 use crate::ops::*;
 use crate::train::metrics::{self, TaskMetrics};
@@ -15,9 +16,33 @@ pub struct Predictor {
     program: ProgramId,
     counters: BufId,
     logits: Vec<BufId>,
+    form: Vec<OutputForm>,
+    stacked: Vec<usize>,
+    members: Vec<Option<MemberOutputs>>,
+    kinds: Vec<TaskKind>,
     outputs: Vec<usize>,
     rows: usize,
     batch: usize,
+}
+
+/// What a forward pass produced, per task, for every row.
+#[derive(Debug, Clone)]
+pub struct Outputs {
+    /// The model's output [rows, C]: logits/values, or probabilities (see `form`).
+    pub combined: Vec<Vec<f32>>,
+    pub form: Vec<OutputForm>,
+    /// Ensembles: every member's output after the task's activation, [M][rows, C].
+    pub members: Vec<Option<Vec<Vec<f32>>>>,
+}
+
+/// Applies a task's output activation in place: sigmoid (binary), softmax
+/// per row (multiclass), nothing (regression).
+pub fn activate(kind: TaskKind, z: &mut [f32], c: usize) {
+    match kind {
+        TaskKind::Binary => z.iter_mut().for_each(|v| *v = sigmoid(*v)),
+        TaskKind::Multiclass => softmax_rows(z, c),
+        TaskKind::Regression => {}
+    }
 }
 
 impl Predictor {
@@ -69,30 +94,71 @@ impl Predictor {
             program,
             counters,
             logits: graph.logits.clone(),
+            form: graph.form.clone(),
+            stacked: graph.stacked.clone(),
+            members: graph.members.clone(),
+            kinds: model.spec.tasks.iter().map(|t| t.kind).collect(),
             outputs: model.spec.tasks.iter().map(|t| t.outputs).collect(),
             rows,
             batch,
         })
     }
 
-    /// Logits of every task, [rows, C_j] each (one readback per chunk and task).
-    pub fn logits(&self, backend: &mut dyn Backend) -> Result<Vec<Vec<f32>>> {
-        let mut out: Vec<Vec<f32>> = self
-            .outputs
+    /// Every task's output for every row (one readback per chunk and buffer).
+    pub fn run(&self, backend: &mut dyn Backend) -> Result<Outputs> {
+        let tasks = self.outputs.len();
+        let mut combined: Vec<Vec<f32>> = vec![Vec::new(); tasks];
+        let mut members: Vec<Option<Vec<Vec<f32>>>> = self
+            .members
             .iter()
-            .map(|c| Vec::with_capacity(self.rows * c))
+            .map(|m| m.map(|m| vec![Vec::new(); m.members]))
             .collect();
         let chunks = self.rows.div_ceil(self.batch);
         for chunk in 0..chunks {
             backend.write_u32(self.counters, 0, &[chunk as u32])?;
             backend.run(self.program, 1)?;
             let valid = (self.rows - chunk * self.batch).min(self.batch);
-            for (j, &buf) in self.logits.iter().enumerate() {
-                let z = backend.read(buf)?;
-                out[j].extend_from_slice(&z[..valid * self.outputs[j]]);
+            for j in 0..tasks {
+                let c = self.outputs[j];
+                if self.stacked[j] == 1 {
+                    let z = backend.read(self.logits[j])?;
+                    combined[j].extend_from_slice(&z[..valid * c]);
+                }
+                if let (Some(mo), Some(per)) = (self.members[j], members[j].as_mut()) {
+                    let all = backend.read(mo.buf)?;
+                    for (m, dst) in per.iter_mut().enumerate() {
+                        let start = m * self.batch * c;
+                        let mut v = all[start..start + valid * c].to_vec();
+                        if mo.logits {
+                            activate(self.kinds[j], &mut v, c);
+                        }
+                        dst.extend(v);
+                    }
+                }
             }
         }
-        Ok(out)
+        let mut form = self.form.clone();
+        for j in 0..tasks {
+            if self.stacked[j] > 1 {
+                // Members trained one by one (`concat`): the model's output is
+                // the average of their activated outputs.
+                let per = members[j]
+                    .as_ref()
+                    .expect("stacked outputs come from members");
+                let len = self.rows * self.outputs[j];
+                combined[j] = (0..len)
+                    .map(|i| per.iter().map(|m| m[i]).sum::<f32>() / per.len() as f32)
+                    .collect();
+                if self.kinds[j] != TaskKind::Regression {
+                    form[j] = OutputForm::Probabilities;
+                }
+            }
+        }
+        Ok(Outputs {
+            combined,
+            form,
+            members,
+        })
     }
 }
 
@@ -114,6 +180,8 @@ pub struct TaskPrediction {
     pub outputs: usize,
     /// Multiclass: the most probable class per row.
     pub class: Option<Vec<usize>>,
+    /// Ensembles: the standard deviation of the member outputs, [rows, C].
+    pub spread: Option<Vec<f32>>,
 }
 
 fn sigmoid(z: f32) -> f32 {
@@ -134,55 +202,65 @@ fn softmax_rows(z: &mut [f32], c: usize) {
     }
 }
 
-/// Turns logits into task outputs (see [`TaskPrediction`]).
-pub fn to_predictions(model: &Model, logits: Vec<Vec<f32>>, rows: usize) -> Predictions {
+/// Turns a forward pass's outputs into task predictions (see [`TaskPrediction`]).
+pub fn to_predictions(model: &Model, out: Outputs, rows: usize) -> Predictions {
+    let Outputs {
+        combined,
+        form,
+        members,
+    } = out;
     let tasks = model
         .spec
         .tasks
         .iter()
-        .zip(logits)
+        .zip(combined)
+        .zip(form.into_iter().zip(members))
         .enumerate()
-        .map(|(j, (t, mut z))| {
-            let mut class = None;
-            match t.kind {
-                TaskKind::Binary => z.iter_mut().for_each(|v| *v = sigmoid(*v)),
-                TaskKind::Multiclass => {
-                    softmax_rows(&mut z, t.outputs);
-                    class = Some(
-                        z.chunks_exact(t.outputs)
-                            .map(|r| {
-                                (0..t.outputs)
-                                    .max_by(|&a, &b| r[a].total_cmp(&r[b]))
-                                    .unwrap_or(0)
-                            })
-                            .collect(),
-                    );
-                }
-                TaskKind::Regression => {
-                    if let Some(p) = &model.preprocess {
-                        p.unscale_regression(j, &mut z);
-                    }
-                }
+        .map(|(j, ((t, mut z), (form, members)))| {
+            if form == OutputForm::Logits {
+                activate(t.kind, &mut z, t.outputs);
             }
+            let unscale = |v: &mut [f32]| {
+                if let (TaskKind::Regression, Some(p)) = (t.kind, &model.preprocess) {
+                    p.unscale_regression(j, v);
+                }
+            };
+            unscale(&mut z);
+            let class = (t.kind == TaskKind::Multiclass).then(|| {
+                z.chunks_exact(t.outputs)
+                    .map(|r| {
+                        (0..t.outputs)
+                            .max_by(|&a, &b| r[a].total_cmp(&r[b]))
+                            .unwrap_or(0)
+                    })
+                    .collect()
+            });
+            let spread = members.map(|mut per| {
+                per.iter_mut().for_each(|m| unscale(m));
+                let k = per.len() as f32;
+                (0..z.len())
+                    .map(|i| {
+                        let mean = per.iter().map(|m| m[i]).sum::<f32>() / k;
+                        (per.iter().map(|m| (m[i] - mean).powi(2)).sum::<f32>() / k).sqrt()
+                    })
+                    .collect()
+            });
             TaskPrediction {
                 name: t.name.clone(),
                 kind: t.kind,
                 values: z,
                 outputs: t.outputs,
                 class,
+                spread,
             }
         })
         .collect();
     Predictions { rows, tasks }
 }
 
-/// Per-task metrics of logits against a dataset's labels. Regression metrics
-/// are in the data's units (standardised CSV targets are mapped back).
-pub fn task_metrics(
-    model: &Model,
-    logits: &[Vec<f32>],
-    data: &Dataset,
-) -> Vec<(String, TaskMetrics)> {
+/// Per-task metrics of a forward pass against a dataset's labels. Regression
+/// metrics are in the data's units (standardised CSV targets are mapped back).
+pub fn task_metrics(model: &Model, out: &Outputs, data: &Dataset) -> Vec<(String, TaskMetrics)> {
     model
         .spec
         .tasks
@@ -190,11 +268,13 @@ pub fn task_metrics(
         .enumerate()
         .map(|(j, t)| {
             let labels = &data.targets[j];
+            let logits = out.form[j] == OutputForm::Logits;
+            let z = &out.combined[j];
             let m = match t.kind {
-                TaskKind::Binary => metrics::binary(&logits[j], labels, t.outputs, true),
-                TaskKind::Multiclass => metrics::multiclass(&logits[j], labels, t.outputs),
+                TaskKind::Binary => metrics::binary(z, labels, t.outputs, logits),
+                TaskKind::Multiclass => metrics::multiclass(z, labels, t.outputs),
                 TaskKind::Regression => {
-                    let (mut p, mut y) = (logits[j].clone(), labels.clone());
+                    let (mut p, mut y) = (z.clone(), labels.clone());
                     if let Some(pre) = &model.preprocess {
                         pre.unscale_regression(j, &mut p);
                         pre.unscale_regression(j, &mut y);

@@ -6,6 +6,7 @@
 
 use crate::backend::{Backend, ProgramId};
 use crate::io::{Dataset, OptimizerKind, TrainConfig, Weighting};
+use crate::model::network::OutputForm;
 use crate::model::{Model, TaskKind};
 use crate::ops::*;
 use crate::{Error, Result};
@@ -136,7 +137,9 @@ impl Trainer {
         for t in &spec.tasks {
             label_batch.push(b.alloc(batch * t.label_width(), &format!("labels {}", t.name))?);
         }
-        let stats = b.alloc(tasks * batch * 2, "loss stats")?;
+        // Rows each loss sees: the batch, or M·batch for members trained one by one.
+        let loss_rows = graph.stacked.iter().max().copied().unwrap_or(1) * batch;
+        let stats = b.alloc(tasks * loss_rows * 2, "loss stats")?;
         let lambda = b.alloc(tasks, "task weights")?;
         let weights: Vec<f32> = spec.tasks.iter().map(|t| t.weight).collect();
         b.write(lambda, 0, &weights)?;
@@ -177,15 +180,25 @@ impl Trainer {
         }
         ops.extend(graph.forward.iter().cloned());
         for (j, t) in spec.tasks.iter().enumerate() {
+            let stacked = graph.stacked[j];
             let args = LossArgs {
-                rows: batch as u32,
+                rows: (stacked * batch) as u32,
                 outputs: t.outputs as u32,
-                stats_off: (2 * j * batch) as u32,
+                stats_off: (2 * j * loss_rows) as u32,
+                label_rows: if stacked > 1 { batch as u32 } else { 0 },
                 ..Default::default()
             };
             let (z, label) = (graph.logits[j], label_batch[j]);
             let dz = graph.logits_grad[j].expect("training graph");
+            let probabilities = graph.form[j] == OutputForm::Probabilities;
             ops.push(match t.kind {
+                TaskKind::Binary if probabilities => Op::LossBceProb {
+                    args,
+                    z,
+                    label,
+                    dz,
+                    stats,
+                },
                 TaskKind::Binary => Op::LossBce {
                     args,
                     z,
@@ -212,7 +225,7 @@ impl Trainer {
         ops.push(Op::MultitaskLossReduce {
             args: ReduceArgs {
                 tasks: tasks as u32,
-                rows: batch as u32,
+                rows: loss_rows as u32,
                 log_slots: steps_per_epoch as u32,
                 _pad: 0,
             },
@@ -225,7 +238,7 @@ impl Trainer {
         for (j, t) in spec.tasks.iter().enumerate() {
             ops.push(Op::LossGradScale {
                 args: ScaleArgs {
-                    len: (batch * t.outputs) as u32,
+                    len: (graph.stacked[j] * batch * t.outputs) as u32,
                     scale_index: (tasks + j) as u32,
                     dz_off: 0,
                     _pad: 0,

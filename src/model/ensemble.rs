@@ -1,0 +1,452 @@
+//! Ensembles of collaborating members. Each member is a full single model
+//! (its own trunk, one output layer per task ending in the task's activation);
+//! per task a combiner turns the members' outputs into the prediction:
+//!
+//!   stack:  z = [o_0 … o_{M−1}]·Wᵀ + b          combiner.{task} [C, M·C], logits
+//!   mean:   p = (1/M) Σ_m o_m                     soft voting (probabilities for binary)
+//!   concat: every member output trained against the target (the seed's literal form)
+//!
+//! Members of one architecture that sit next to each other in the config form
+//! a group whose layers run as ONE dense dispatch over all its members (member
+//! index on the grid): their tensors are laid out layer by layer with a fixed
+//! stride. Members of different shapes form separate groups in the same step.
+//! A frozen group gets no gradient buffers, no backward ops and no optimizer range.
+//!
+//! Buffers for a batch of N: member trunks [G, N, H_l] per group; member
+//! outputs [M, N, C] per task (member-major, all groups); stack rows [N, M·C].
+
+use super::network::{Graph, Layer, MemberOutputs, OutputForm};
+use super::params::{DenseSlot, ParamLayout};
+use super::spec::{Activation, Combine, EnsembleSpec, ModelSpec, TaskKind};
+use crate::backend::Backend;
+use crate::ops::{BufId, DenseArgs, EnsembleArgs, Op};
+use crate::Result;
+use std::ops::Range;
+
+/// One layer of a group: the first member's slot; member k's is `stride·k` further.
+#[derive(Debug, Clone, Copy)]
+pub struct GroupLayer {
+    pub layer: Layer,
+    pub stride: usize,
+}
+
+/// Consecutive members of one architecture and trainability.
+#[derive(Debug, Clone)]
+pub struct MemberGroup {
+    /// Member indices (config order).
+    pub members: Range<usize>,
+    pub trunk: Vec<GroupLayer>,
+    /// Per task, the output layer.
+    pub heads: Vec<GroupLayer>,
+    pub trainable: bool,
+    /// The group's parameters in the flat layout.
+    pub params: Range<usize>,
+}
+
+/// An ensemble's groups and combiners.
+#[derive(Debug, Clone)]
+pub struct EnsembleNet {
+    pub groups: Vec<MemberGroup>,
+    pub combine: Combine,
+    /// Per task, the stack combiner (None for other combiners).
+    pub combiners: Vec<Option<Layer>>,
+    pub members: usize,
+    /// The combiners' parameters.
+    pub combiner_params: Range<usize>,
+}
+
+/// The activation a member's output layer ends in for a task kind.
+pub fn member_output_activation(kind: TaskKind, combine: Combine) -> Activation {
+    match (kind, combine) {
+        // concat trains each member's logits with the task's own loss.
+        (_, Combine::Concat) => Activation::Identity,
+        (TaskKind::Binary, _) => Activation::Sigmoid,
+        // Multiclass members output logits (softmax is left to the loss).
+        (TaskKind::Multiclass, _) | (TaskKind::Regression, _) => Activation::Identity,
+    }
+}
+
+fn dense(layer: &Layer, n: usize, batches: usize, stride: usize) -> DenseArgs {
+    DenseArgs {
+        n: n as u32,
+        i: layer.slot.inputs as u32,
+        o: layer.slot.outputs as u32,
+        act: layer.act.code(),
+        w_off: layer.slot.w as u32,
+        b_off: layer.slot.b() as u32,
+        batches: batches as u32,
+        w_bstride: stride as u32,
+        b_bstride: stride as u32,
+        ..Default::default()
+    }
+}
+
+impl EnsembleNet {
+    /// Places every member's tensors (`members.{name}.trunk.{i}`,
+    /// `members.{name}.heads.{task}.0`) group by group, then the combiners.
+    pub fn new(spec: &ModelSpec, e: &EnsembleSpec, layout: &mut ParamLayout) -> EnsembleNet {
+        let mut groups = Vec::new();
+        let mut start = 0;
+        while start < e.members.len() {
+            let first = &e.members[start];
+            let mut end = start + 1;
+            while end < e.members.len()
+                && e.members[end].trunk == first.trunk
+                && e.members[end].activation == first.activation
+                && e.members[end].trainable == first.trainable
+            {
+                end += 1;
+            }
+            let p0 = layout.len;
+            let mut trunk = Vec::new();
+            let mut width = spec.inputs;
+            for (l, &h) in first.trunk.iter().enumerate() {
+                let mut slot0: Option<DenseSlot> = None;
+                for m in &e.members[start..end] {
+                    let s = layout.add_dense(&format!("members.{}.trunk.{l}", m.name), width, h);
+                    slot0.get_or_insert(s);
+                }
+                let slot = slot0.expect("a group has members");
+                trunk.push(GroupLayer {
+                    layer: Layer {
+                        slot,
+                        act: first.activation,
+                    },
+                    stride: slot.len(),
+                });
+                width = h;
+            }
+            let mut heads = Vec::new();
+            for t in &spec.tasks {
+                let mut slot0: Option<DenseSlot> = None;
+                for m in &e.members[start..end] {
+                    let s = layout.add_dense(
+                        &format!("members.{}.heads.{}.0", m.name, t.name),
+                        width,
+                        t.outputs,
+                    );
+                    slot0.get_or_insert(s);
+                }
+                let slot = slot0.expect("a group has members");
+                heads.push(GroupLayer {
+                    layer: Layer {
+                        slot,
+                        act: member_output_activation(t.kind, e.combine),
+                    },
+                    stride: slot.len(),
+                });
+            }
+            groups.push(MemberGroup {
+                members: start..end,
+                trunk,
+                heads,
+                trainable: first.trainable,
+                params: p0..layout.len,
+            });
+            start = end;
+        }
+        let m = e.members.len();
+        let c0 = layout.len;
+        let combiners = spec
+            .tasks
+            .iter()
+            .map(|t| match e.combine {
+                Combine::Stack => Some(Layer {
+                    slot: layout.add_dense(
+                        &format!("combiner.{}", t.name),
+                        m * t.outputs,
+                        t.outputs,
+                    ),
+                    act: Activation::Identity,
+                }),
+                _ => None,
+            })
+            .collect();
+        EnsembleNet {
+            groups,
+            combine: e.combine,
+            combiners,
+            members: m,
+            combiner_params: c0..layout.len,
+        }
+    }
+
+    /// Trainable groups and the combiners.
+    pub fn trainable(&self, _len: usize) -> Vec<Range<usize>> {
+        let mut r: Vec<Range<usize>> = self
+            .groups
+            .iter()
+            .filter(|g| g.trainable)
+            .map(|g| g.params.clone())
+            .collect();
+        if !self.combiner_params.is_empty() {
+            r.push(self.combiner_params.clone());
+        }
+        r
+    }
+
+    /// Buffers and ops for a batch (see the module docs).
+    pub fn graph(
+        &self,
+        b: &mut dyn Backend,
+        spec: &ModelSpec,
+        n: usize,
+        train: bool,
+        params: BufId,
+        grads: Option<BufId>,
+    ) -> Result<Graph> {
+        let m = self.members;
+        let x = b.alloc(n * spec.inputs, "x")?;
+        let mut forward = Vec::new();
+        let mut backward = Vec::new();
+        // Member outputs per task [M, N, C] and their gradients.
+        let mut outs = Vec::new();
+        let mut douts = Vec::new();
+        for t in &spec.tasks {
+            outs.push(b.alloc(m * n * t.outputs, &format!("member outputs {}", t.name))?);
+            douts.push(if train {
+                Some(b.alloc(m * n * t.outputs, &format!("d member outputs {}", t.name))?)
+            } else {
+                None
+            });
+        }
+        // Members, group by group: trunk layers, then one output layer per task.
+        let mut group_bufs = Vec::new();
+        for (gi, g) in self.groups.iter().enumerate() {
+            let gm = g.members.len();
+            let with_grads = train && g.trainable;
+            let mut ys = Vec::new();
+            for (l, gl) in g.trunk.iter().enumerate() {
+                let len = gm * n * gl.layer.slot.outputs;
+                let y = b.alloc(len, &format!("group {gi} trunk.{l}"))?;
+                let dy = if with_grads {
+                    Some(b.alloc(len, &format!("d group {gi} trunk.{l}"))?)
+                } else {
+                    None
+                };
+                ys.push((y, dy));
+            }
+            let mut input = x;
+            let mut in_stride = 0;
+            for (gl, &(y, _)) in g.trunk.iter().zip(&ys) {
+                let mut a = dense(&gl.layer, n, gm, gl.stride);
+                a.x_bstride = in_stride as u32;
+                a.y_bstride = (n * gl.layer.slot.outputs) as u32;
+                forward.push(Op::DenseForward {
+                    args: a,
+                    x: input,
+                    params,
+                    y,
+                });
+                input = y;
+                in_stride = n * gl.layer.slot.outputs;
+            }
+            for (j, (gl, t)) in g.heads.iter().zip(&spec.tasks).enumerate() {
+                let mut a = dense(&gl.layer, n, gm, gl.stride);
+                a.x_bstride = in_stride as u32;
+                a.y_off = (g.members.start * n * t.outputs) as u32;
+                a.y_bstride = (n * t.outputs) as u32;
+                forward.push(Op::DenseForward {
+                    args: a,
+                    x: input,
+                    params,
+                    y: outs[j],
+                });
+            }
+            group_bufs.push((ys, input, in_stride));
+        }
+        // Combiners.
+        let mut logits = Vec::new();
+        let mut logits_grad = Vec::new();
+        let mut form = Vec::new();
+        let mut stacked = Vec::new();
+        let mut combine_backward = Vec::new();
+        for (j, t) in spec.tasks.iter().enumerate() {
+            let c = t.outputs;
+            let ea = EnsembleArgs {
+                members: m as u32,
+                rows: n as u32,
+                width: c as u32,
+                ..Default::default()
+            };
+            match self.combine {
+                Combine::Stack => {
+                    let layer = self.combiners[j].expect("stack has a combiner per task");
+                    let rows = b.alloc(n * m * c, &format!("stacked rows {}", t.name))?;
+                    let z = b.alloc(n * c, &format!("combined {}", t.name))?;
+                    forward.push(Op::MembersToRows {
+                        args: ea,
+                        src: outs[j],
+                        dst: rows,
+                    });
+                    let a = dense(&layer, n, 1, 0);
+                    forward.push(Op::DenseForward {
+                        args: a,
+                        x: rows,
+                        params,
+                        y: z,
+                    });
+                    let dz = if train {
+                        let dz = b.alloc(n * c, &format!("d combined {}", t.name))?;
+                        let drows = b.alloc(n * m * c, &format!("d stacked rows {}", t.name))?;
+                        let grads = grads.expect("training graph");
+                        combine_backward.push(Op::DenseBackwardWeight {
+                            args: a,
+                            dy: dz,
+                            y: z,
+                            x: rows,
+                            grads,
+                        });
+                        combine_backward.push(Op::DenseBackwardInput {
+                            args: a,
+                            dy: dz,
+                            y: z,
+                            params,
+                            dx: drows,
+                        });
+                        combine_backward.push(Op::RowsToMembers {
+                            args: ea,
+                            src: drows,
+                            dst: douts[j].expect("training graph"),
+                        });
+                        Some(dz)
+                    } else {
+                        None
+                    };
+                    logits.push(z);
+                    logits_grad.push(dz);
+                    form.push(OutputForm::Logits);
+                    stacked.push(1);
+                }
+                Combine::Mean => {
+                    let out = b.alloc(n * c, &format!("combined {}", t.name))?;
+                    forward.push(Op::EnsembleMeanForward {
+                        args: ea,
+                        src: outs[j],
+                        dst: out,
+                    });
+                    let dz = if train {
+                        let dz = b.alloc(n * c, &format!("d combined {}", t.name))?;
+                        combine_backward.push(Op::EnsembleMeanBackward {
+                            args: ea,
+                            src: dz,
+                            dst: douts[j].expect("training graph"),
+                        });
+                        Some(dz)
+                    } else {
+                        None
+                    };
+                    logits.push(out);
+                    logits_grad.push(dz);
+                    form.push(if t.kind == TaskKind::Binary {
+                        OutputForm::Probabilities
+                    } else {
+                        OutputForm::Logits
+                    });
+                    stacked.push(1);
+                }
+                Combine::Concat => {
+                    logits.push(outs[j]);
+                    logits_grad.push(douts[j]);
+                    form.push(OutputForm::Logits);
+                    stacked.push(m);
+                }
+                Combine::Gate => {
+                    return Err(crate::Error::Invalid(
+                        "combine = \"gate\" is not available yet; use stack, mean or concat".into(),
+                    ))
+                }
+            }
+        }
+        // Backward: combiners, then every trainable group's heads and trunk.
+        if train {
+            let grads = grads.expect("training graph");
+            backward.extend(combine_backward);
+            for (g, (ys, last, last_stride)) in self.groups.iter().zip(&group_bufs) {
+                if !g.trainable {
+                    continue;
+                }
+                let gm = g.members.len();
+                let last_grad = ys.last().and_then(|(_, dy)| *dy);
+                for (j, (gl, t)) in g.heads.iter().zip(&spec.tasks).enumerate() {
+                    let mut a = dense(&gl.layer, n, gm, gl.stride);
+                    a.x_bstride = *last_stride as u32;
+                    a.y_off = (g.members.start * n * t.outputs) as u32;
+                    a.dy_off = a.y_off;
+                    a.y_bstride = (n * t.outputs) as u32;
+                    let dy = douts[j].expect("training graph");
+                    backward.push(Op::DenseBackwardWeight {
+                        args: a,
+                        dy,
+                        y: outs[j],
+                        x: *last,
+                        grads,
+                    });
+                    if let Some(dx) = last_grad {
+                        a.accumulate = (j > 0) as u32;
+                        backward.push(Op::DenseBackwardInput {
+                            args: a,
+                            dy,
+                            y: outs[j],
+                            params,
+                            dx,
+                        });
+                    }
+                }
+                for l in (0..g.trunk.len()).rev() {
+                    let gl = &g.trunk[l];
+                    let (y, dy) = ys[l];
+                    let dy = dy.expect("trainable group has gradients");
+                    let mut a = dense(&gl.layer, n, gm, gl.stride);
+                    a.y_bstride = (n * gl.layer.slot.outputs) as u32;
+                    let (input, in_stride) = if l > 0 {
+                        (ys[l - 1].0, n * g.trunk[l - 1].layer.slot.outputs)
+                    } else {
+                        (x, 0)
+                    };
+                    a.x_bstride = in_stride as u32;
+                    backward.push(Op::DenseBackwardWeight {
+                        args: a,
+                        dy,
+                        y,
+                        x: input,
+                        grads,
+                    });
+                    if l > 0 {
+                        let dx = ys[l - 1].1.expect("trainable group has gradients");
+                        backward.push(Op::DenseBackwardInput {
+                            args: a,
+                            dy,
+                            y,
+                            params,
+                            dx,
+                        });
+                    }
+                }
+            }
+        }
+        let members = spec
+            .tasks
+            .iter()
+            .enumerate()
+            .map(|(j, _)| {
+                Some(MemberOutputs {
+                    buf: outs[j],
+                    members: m,
+                    logits: self.combine == Combine::Concat,
+                })
+            })
+            .collect();
+        Ok(Graph {
+            batch: n,
+            x,
+            logits,
+            logits_grad,
+            forward,
+            backward,
+            form,
+            stacked,
+            members,
+        })
+    }
+}
