@@ -304,11 +304,20 @@ fn predict(model_path: &Path, features: &Path, out: &Path, backend: &str) -> Res
     let mut b = tandem::open_backend(choice)?;
     let p = tandem::predict(&model, &x, rows, b.as_mut())?;
     if out.extension().is_some_and(|e| e == "npy") {
-        let width: usize = p.tasks.iter().map(|t| t.outputs).sum();
+        // Per row: each task's outputs, then its spread (ensembles).
+        let width: usize = p
+            .tasks
+            .iter()
+            .map(|t| t.outputs * (1 + t.spread.is_some() as usize))
+            .sum();
         let mut data = Vec::with_capacity(rows * width);
         for r in 0..rows {
             for t in &p.tasks {
-                data.extend_from_slice(&t.values[r * t.outputs..(r + 1) * t.outputs]);
+                let at = r * t.outputs..(r + 1) * t.outputs;
+                data.extend_from_slice(&t.values[at.clone()]);
+                if let Some(s) = &t.spread {
+                    data.extend_from_slice(&s[at]);
+                }
             }
         }
         npy::write_f32(out, &[rows, width], &data)?;
@@ -330,6 +339,13 @@ fn predict(model_path: &Path, features: &Path, out: &Path, backend: &str) -> Res
                 _ if t.outputs == 1 => header.push(t.name.clone()),
                 _ => (0..t.outputs).for_each(|c| header.push(format!("{}_{c}", t.name))),
             }
+            if t.spread.is_some() {
+                // Ensembles: the standard deviation of the members' outputs.
+                match t.outputs {
+                    1 => header.push(format!("{}_spread", t.name)),
+                    c => (0..c).for_each(|k| header.push(format!("{}_spread_{k}", t.name))),
+                }
+            }
         }
         let mut text = header.join(",") + "\n";
         for r in 0..rows {
@@ -347,6 +363,11 @@ fn predict(model_path: &Path, features: &Path, out: &Path, backend: &str) -> Res
                 }
                 for v in &t.values[r * t.outputs..(r + 1) * t.outputs] {
                     cells.push(format!("{v}"));
+                }
+                if let Some(s) = &t.spread {
+                    for v in &s[r * t.outputs..(r + 1) * t.outputs] {
+                        cells.push(format!("{v}"));
+                    }
                 }
             }
             text.push_str(&cells.join(","));

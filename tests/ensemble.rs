@@ -1,0 +1,319 @@
+//! Ensembles: the PyTorch-written member, the combiners trained on both
+//! backends, frozen members, prediction spread, and bad member input.
+
+mod common;
+
+use common::random;
+use std::path::{Path, PathBuf};
+use tandem::io::{npy, AdamStyle, OptimizerConfig, OptimizerKind, TrainConfig, Weighting};
+use tandem::model::{Activation, Combine, EnsembleSpec, MemberSpec};
+use tandem::{fit, BackendChoice, Config, Dataset, Model, ModelSpec, TaskKind, TaskSpec};
+
+fn fixture(p: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(p)
+}
+
+fn member(name: &str, trunk: Vec<usize>, act: Activation, trainable: bool) -> MemberSpec {
+    MemberSpec {
+        name: name.into(),
+        trunk,
+        activation: act,
+        trainable,
+    }
+}
+
+fn task(name: &str, kind: TaskKind, outputs: usize) -> TaskSpec {
+    TaskSpec {
+        name: name.into(),
+        kind,
+        weight: 1.0,
+        head: vec![],
+        outputs,
+    }
+}
+
+fn backends() -> Vec<BackendChoice> {
+    let mut b = vec![BackendChoice::Cpu];
+    if common::gpu().is_some() {
+        b.push(BackendChoice::Gpu);
+    }
+    b
+}
+
+#[test]
+fn pytorch_member_predicts_what_pytorch_recorded() {
+    let spec = ModelSpec {
+        inputs: 5,
+        tasks: vec![task("y", TaskKind::Binary, 1)],
+        ensemble: Some(EnsembleSpec {
+            combine: Combine::Mean,
+            members: vec![member("torch", vec![8, 6], Activation::Relu, false)],
+        }),
+        ..Default::default()
+    };
+    let mut model = Model::new(spec, 0);
+    model
+        .load_member("torch", fixture("pytorch/member.safetensors"))
+        .unwrap();
+    let (shape, x) = npy::read_f32(fixture("pytorch/inputs.npy")).unwrap();
+    let (_, want) = npy::read_f32(fixture("pytorch/outputs.npy")).unwrap();
+    for b in backends() {
+        let mut backend = tandem::open_backend(b).unwrap();
+        let p = tandem::predict(&model, &x, shape[0], backend.as_mut()).unwrap();
+        for (k, (g, w)) in p.tasks[0].values.iter().zip(&want).enumerate() {
+            assert!(
+                (g - w).abs() <= 1e-5,
+                "{b:?} row {k}: tandem {g}, PyTorch {w}"
+            );
+        }
+    }
+}
+
+fn data(rows: usize) -> Dataset {
+    let features = random(11, rows * 6, -1.0, 1.0);
+    let mut y = Vec::new();
+    let mut v = Vec::new();
+    for r in 0..rows {
+        let x = &features[r * 6..r * 6 + 6];
+        y.push(if r % 9 == 4 {
+            f32::NAN
+        } else {
+            (x[0] - x[1] + 0.5 * x[2] > 0.0) as u8 as f32
+        });
+        v.push(x[3] * 2.0 + x[4] - x[5]);
+    }
+    Dataset {
+        rows,
+        inputs: 6,
+        features,
+        targets: vec![y, v],
+        feature_names: vec![],
+    }
+}
+
+fn ensemble_spec(combine: Combine) -> ModelSpec {
+    ModelSpec {
+        inputs: 6,
+        tasks: vec![
+            task("y", TaskKind::Binary, 1),
+            task("v", TaskKind::Regression, 1),
+        ],
+        ensemble: Some(EnsembleSpec {
+            combine,
+            members: vec![
+                // a and b share a shape: one dispatch per layer for both.
+                member("a", vec![10, 5], Activation::Tanh, true),
+                member("b", vec![10, 5], Activation::Tanh, true),
+                member("c", vec![7], Activation::Relu, true),
+                member("frozen", vec![4], Activation::Sigmoid, false),
+            ],
+        }),
+        ..Default::default()
+    }
+}
+
+fn cfg(epochs: usize) -> TrainConfig {
+    TrainConfig {
+        epochs,
+        batch_size: 12,
+        shuffle: true,
+        seed: 3,
+        weighting: Weighting::Fixed,
+        gradnorm_alpha: None,
+        optimizer: OptimizerConfig {
+            kind: OptimizerKind::Adam,
+            lr: 0.01,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-7,
+            style: AdamStyle::Keras,
+            momentum: 0.0,
+        },
+    }
+}
+
+#[test]
+fn every_combiner_trains_the_same_on_both_backends() {
+    let train = data(50);
+    for combine in [Combine::Stack, Combine::Mean, Combine::Concat] {
+        let mut results = Vec::new();
+        for b in backends() {
+            let mut model = Model::new(ensemble_spec(combine), 1);
+            let frozen_before = model
+                .tensor("members.frozen.trunk.0.weight")
+                .unwrap()
+                .to_vec();
+            let h = fit(
+                &mut model,
+                &train,
+                None,
+                &cfg(4),
+                tandem::open_backend(b).unwrap(),
+                &mut |_| {},
+            )
+            .unwrap();
+            let losses: Vec<f32> = h.steps().map(|(_, s)| s.total).collect();
+            assert!(
+                losses.iter().all(|l| l.is_finite()),
+                "{combine:?} on {b:?}: {losses:?}"
+            );
+            assert!(
+                h.epochs[3].loss < h.epochs[0].loss,
+                "{combine:?} on {b:?} did not learn: {losses:?}"
+            );
+            assert_eq!(
+                model.tensor("members.frozen.trunk.0.weight").unwrap(),
+                frozen_before.as_slice(),
+                "{combine:?}: frozen member moved"
+            );
+            results.push((losses, model.params));
+        }
+        if results.len() == 2 {
+            for (k, (c, g)) in results[0].0.iter().zip(&results[1].0).enumerate() {
+                assert!(
+                    (c - g).abs() <= 1e-4 * c.abs().max(1.0),
+                    "{combine:?} step {k}: cpu {c} gpu {g}"
+                );
+            }
+            let worst = results[0]
+                .1
+                .iter()
+                .zip(&results[1].1)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0.0f32, f32::max);
+            assert!(worst <= 1e-4, "{combine:?}: weights differ by {worst}");
+        }
+    }
+}
+
+#[test]
+fn prediction_reports_the_members_spread() {
+    let d = data(30);
+    let model = Model::new(ensemble_spec(Combine::Mean), 2);
+    let mut b = tandem::open_backend(BackendChoice::Cpu).unwrap();
+    let out = tandem::train::forward(&model, &d.features, d.rows, b.as_mut()).unwrap();
+    let p = tandem::predict(&model, &d.features, d.rows, b.as_mut()).unwrap();
+    let per = out.members[0].as_ref().unwrap();
+    assert_eq!(per.len(), 4);
+    let spread = p.tasks[0].spread.as_ref().unwrap();
+    for r in 0..d.rows {
+        let vals: Vec<f32> = per.iter().map(|m| m[r]).collect();
+        let mean = vals.iter().sum::<f32>() / 4.0;
+        let sd = (vals.iter().map(|v| (v - mean).powi(2)).sum::<f32>() / 4.0).sqrt();
+        assert!(
+            (spread[r] - sd).abs() < 1e-6,
+            "row {r}: spread {} vs {sd}",
+            spread[r]
+        );
+        assert!(
+            (p.tasks[0].values[r] - mean).abs() < 1e-6,
+            "row {r}: mean combine"
+        );
+    }
+    assert!(
+        spread.iter().any(|s| *s > 1e-3),
+        "members disagree somewhere"
+    );
+}
+
+/// Writes an ensemble config around the golden member files; `edit` changes its text.
+fn ensemble_config(name: &str, edit: impl Fn(String) -> String) -> PathBuf {
+    let src = fixture("golden/ensemble-stack");
+    let dir = std::env::temp_dir().join(format!("tandem-ens-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    for f in [
+        "m1.safetensors",
+        "m2.safetensors",
+        "x.npy",
+        "y_y.npy",
+        "init.safetensors",
+    ] {
+        std::fs::copy(src.join(f), dir.join(f)).unwrap();
+    }
+    let text = std::fs::read_to_string(src.join("config.toml")).unwrap();
+    std::fs::write(dir.join("config.toml"), edit(text)).unwrap();
+    dir.join("config.toml")
+}
+
+fn load_err(path: &Path) -> String {
+    match Config::load(path).and_then(|c| Model::from_config(&c)) {
+        Ok(_) => panic!("{} loaded", path.display()),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[test]
+fn a_member_whose_input_width_differs_is_named() {
+    let p = ensemble_config("width", |t| t.replace("inputs = 8", "inputs = 9"));
+    let e = load_err(&p);
+    assert!(
+        e.contains("m1.safetensors")
+            && e.contains("trunk.0.weight")
+            && e.contains("[8, 9]")
+            && e.contains("[8, 8]"),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_member_file_missing_a_tensor_is_named() {
+    let p = ensemble_config("missing", |t| t);
+    // Rewrite m1 without its output layer's bias.
+    let dir = p.parent().unwrap();
+    let bytes = std::fs::read(dir.join("m1.safetensors")).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let kept: Vec<(String, safetensors::tensor::TensorView)> = st
+        .tensors()
+        .into_iter()
+        .filter(|(n, _)| n != "heads.y.0.bias")
+        .collect();
+    std::fs::write(
+        dir.join("m1.safetensors"),
+        safetensors::serialize(kept, None).unwrap(),
+    )
+    .unwrap();
+    let e = load_err(&p);
+    assert!(
+        e.contains("m1.safetensors") && e.contains("missing tensor `heads.y.0.bias`"),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_member_without_an_output_for_a_task_is_named() {
+    let p = ensemble_config("task", |t| {
+        t.replace(
+            "[train]",
+            "[[tasks]]\nname = \"z\"\nkind = \"binary\"\n\n[train]",
+        )
+        .replace("y = \"y_y.npy\"", "y = \"y_y.npy\"\nz = \"y_y.npy\"")
+    });
+    let e = load_err(&p);
+    assert!(
+        e.contains("m1.safetensors") && e.contains("heads.z.0.weight"),
+        "{e}"
+    );
+}
+
+#[test]
+fn an_unknown_combiner_is_named_with_its_line() {
+    let p = ensemble_config("combine", |t| {
+        t.replace("combine = \"stack\"", "combine = \"vote\"")
+    });
+    let e = load_err(&p);
+    assert!(e.contains("vote") && e.contains("line"), "{e}");
+}
+
+#[test]
+fn an_ensemble_without_members_is_an_error() {
+    let p = ensemble_config("empty", |t| {
+        let start = t.find("[[members]]").unwrap();
+        let end = t.find("[ensemble]").unwrap();
+        format!("{}{}", &t[..start], &t[end..])
+    });
+    let e = load_err(&p);
+    assert!(e.contains("members"), "{e}");
+}
