@@ -41,11 +41,46 @@ impl Model {
                 }
             }
         }
-        Model {
+        let mut model = Model {
             spec,
             network,
             params,
             preprocess: None,
+        };
+        model.init_stack_combiners();
+        model
+    }
+
+    /// A stacking combiner starts as the members' average, so training begins
+    /// from soft voting: W[c, m·C + c] = 1/M (values, logits) or, for binary
+    /// tasks whose members output probabilities, the tangent of the logit at
+    /// ½: z = 4·(p̄ − ½), i.e. W = 4/M, b = −2.
+    fn init_stack_combiners(&mut self) {
+        let Some(e) = &self.spec.ensemble else { return };
+        if e.combine != Combine::Stack {
+            return;
+        }
+        let m = e.members.len();
+        for t in &self.spec.tasks {
+            let (Some(w), Some(b)) = (
+                self.layout().find(&format!("combiner.{}.weight", t.name)).cloned(),
+                self.layout().find(&format!("combiner.{}.bias", t.name)).cloned(),
+            ) else {
+                continue;
+            };
+            let c = t.outputs;
+            let (scale, bias) = if t.kind == TaskKind::Binary {
+                (4.0 / m as f32, -2.0)
+            } else {
+                (1.0 / m as f32, 0.0)
+            };
+            self.params[w.offset..w.offset + w.len()].fill(0.0);
+            for row in 0..c {
+                for k in 0..m {
+                    self.params[w.offset + row * m * c + k * c + row] = scale;
+                }
+            }
+            self.params[b.offset..b.offset + b.len()].fill(bias);
         }
     }
 
