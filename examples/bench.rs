@@ -506,11 +506,9 @@ fn main() {
         let big_skip = (!opts.full).then_some("skipped (pass --full)");
         rows.extend(bench_backend(&mut cpu, &opts, big_skip));
         let label = cpu.describe();
-        rows.extend(training_rows(
-            &|| Ok(Box::new(CpuBackend::new()) as Box<dyn Backend>),
-            &label,
-            None,
-        ));
+        let make = || Ok(Box::new(CpuBackend::new()) as Box<dyn Backend>);
+        rows.extend(training_rows(&make, &label, None));
+        rows.extend(ensemble_rows(&make, &label));
     }
 
     if !opts.cpu_only {
@@ -526,11 +524,9 @@ fn main() {
                 // The large step is ~16 GFLOP: seconds per step on a software adapter.
                 let skip_large = (software && !opts.full)
                     .then_some("skipped on a software adapter (pass --full)");
-                rows.extend(training_rows(
-                    &|| Ok(Box::new(GpuBackend::new()?) as Box<dyn Backend>),
-                    &label,
-                    skip_large,
-                ));
+                let make = || Ok(Box::new(GpuBackend::new()?) as Box<dyn Backend>);
+                rows.extend(training_rows(&make, &label, skip_large));
+                rows.extend(ensemble_rows(&make, &label));
             }
             Err(e) => println!("gpu: skipped (no adapter: {e})"),
         }
@@ -691,4 +687,162 @@ fn training_rows(
         });
     }
     rows
+}
+
+// ---------------------------------------------------------------------------
+// Workload: 8 members of the seed architecture, fused vs one after another
+// ---------------------------------------------------------------------------
+
+const MEMBERS: usize = 8;
+
+fn seed_tasks() -> Vec<tandem::TaskSpec> {
+    (0..2)
+        .map(|j| tandem::TaskSpec {
+            name: format!("t{j}"),
+            kind: tandem::TaskKind::Binary,
+            weight: 0.5,
+            head: vec![],
+            outputs: 1,
+        })
+        .collect()
+}
+
+fn seed_data(rows: usize) -> tandem::Dataset {
+    tandem::Dataset {
+        rows,
+        inputs: 100,
+        features: fill(rows * 100, 3),
+        targets: (0..2)
+            .map(|j| {
+                fill(rows, 5 + j)
+                    .iter()
+                    .map(|v| (*v > 0.0) as u8 as f32)
+                    .collect()
+            })
+            .collect(),
+        feature_names: vec![],
+    }
+}
+
+fn seed_config() -> tandem::TrainConfig {
+    use tandem::io::{AdamStyle, OptimizerConfig, OptimizerKind, TrainConfig, Weighting};
+    TrainConfig {
+        epochs: 1,
+        batch_size: 32,
+        shuffle: true,
+        seed: 0,
+        weighting: Weighting::Fixed,
+        gradnorm_alpha: None,
+        optimizer: OptimizerConfig {
+            kind: OptimizerKind::Adam,
+            lr: 1e-3,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-7,
+            style: AdamStyle::Keras,
+            momentum: 0.0,
+        },
+    }
+}
+
+/// Median seconds per epoch of `trainers`, each trained one epoch in turn.
+fn epoch_time(trainers: &mut [tandem::train::Trainer]) -> tandem::Result<f64> {
+    for t in trainers.iter_mut() {
+        t.train_epoch(&mut |_, _| {})?; // warm-up
+    }
+    let mut times = Vec::new();
+    let start = Instant::now();
+    while times.len() < MIN_ITERS || start.elapsed() < MIN_TOTAL {
+        let t0 = Instant::now();
+        for t in trainers.iter_mut() {
+            t.train_epoch(&mut |_, _| {})?;
+        }
+        times.push(t0.elapsed().as_secs_f64());
+    }
+    times.sort_by(f64::total_cmp);
+    Ok(times[times.len() / 2])
+}
+
+/// Samples/s training 8 seed-architecture members fused in one ensemble
+/// (combine = concat: each member trains against the targets on its own),
+/// against the same 8 as separate models trained one after another.
+fn ensemble_rows(make: &dyn Fn() -> tandem::Result<Box<dyn Backend>>, label: &str) -> Vec<Row> {
+    use tandem::model::{Activation, Combine, EnsembleSpec, MemberSpec};
+    use tandem::train::Trainer;
+    use tandem::{Model, ModelSpec};
+    let steps = 64;
+    let data = seed_data(32 * steps);
+    let cfg = seed_config();
+    let size = format!("{MEMBERS} x (I=100 [64] 2 tasks) B=32");
+    let run = || -> tandem::Result<(f64, f64)> {
+        let fused_spec = ModelSpec {
+            inputs: 100,
+            tasks: seed_tasks(),
+            ensemble: Some(EnsembleSpec {
+                combine: Combine::Concat,
+                members: (0..MEMBERS)
+                    .map(|k| MemberSpec {
+                        name: format!("m{k}"),
+                        trunk: vec![64],
+                        activation: Activation::Relu,
+                        trainable: true,
+                    })
+                    .collect(),
+            }),
+            ..Default::default()
+        };
+        let mut fused = vec![Trainer::new(
+            make()?,
+            &Model::new(fused_spec, 0),
+            &data,
+            &cfg,
+        )?];
+        let fused_s = epoch_time(&mut fused)?;
+        let single = ModelSpec {
+            inputs: 100,
+            trunk: vec![64],
+            activation: Activation::Relu,
+            tasks: seed_tasks(),
+            ..Default::default()
+        };
+        let mut seq = Vec::new();
+        for k in 0..MEMBERS {
+            seq.push(Trainer::new(
+                make()?,
+                &Model::new(single.clone(), k as u64),
+                &data,
+                &cfg,
+            )?);
+        }
+        let seq_s = epoch_time(&mut seq)?;
+        Ok((data.rows as f64 / fused_s, data.rows as f64 / seq_s))
+    };
+    match run() {
+        Ok((fused, seq)) => vec![
+            Row {
+                backend: label.into(),
+                workload: "8 members fused".into(),
+                size: size.clone(),
+                time: Some(Duration::from_secs_f64(32.0 / fused)),
+                per: "step",
+                gflops: None,
+                notes: format!("{fused:.0} samples/s (each sample trains all 8)"),
+            },
+            Row {
+                backend: label.into(),
+                workload: "8 members one by one".into(),
+                size: size.clone(),
+                time: Some(Duration::from_secs_f64(32.0 / seq)),
+                per: "step",
+                gflops: None,
+                notes: format!("{seq:.0} samples/s; fused/sequential = {:.2}x", fused / seq),
+            },
+        ],
+        Err(e) => vec![Row::skipped(
+            label,
+            "8 members fused",
+            &size,
+            format!("failed: {e}"),
+        )],
+    }
 }
