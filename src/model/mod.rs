@@ -63,8 +63,12 @@ impl Model {
         let m = e.members.len();
         for t in &self.spec.tasks {
             let (Some(w), Some(b)) = (
-                self.layout().find(&format!("combiner.{}.weight", t.name)).cloned(),
-                self.layout().find(&format!("combiner.{}.bias", t.name)).cloned(),
+                self.layout()
+                    .find(&format!("combiner.{}.weight", t.name))
+                    .cloned(),
+                self.layout()
+                    .find(&format!("combiner.{}.bias", t.name))
+                    .cloned(),
             ) else {
                 continue;
             };
