@@ -33,6 +33,13 @@ pub enum Kernel {
     SgdUpdate,
     BatchGather,
     StepAdvance,
+    GateSoftmax,
+    GateSoftmaxBackward,
+    GatedSumForward,
+    GatedSumBackwardExperts,
+    GatedSumBackwardGate,
+    UncertaintyWeights,
+    UncertaintyFinish,
 }
 
 /// The WGSL sources, one per op family, embedded at compile time.
@@ -47,6 +54,8 @@ pub const SHADER_FILES: &[(&str, &str)] = &[
     ("multitask.wgsl", include_str!("../shaders/multitask.wgsl")),
     ("optimizer.wgsl", include_str!("../shaders/optimizer.wgsl")),
     ("gather.wgsl", include_str!("../shaders/gather.wgsl")),
+    ("gate.wgsl", include_str!("../shaders/gate.wgsl")),
+    ("weighting.wgsl", include_str!("../shaders/weighting.wgsl")),
 ];
 
 impl Kernel {
@@ -68,6 +77,13 @@ impl Kernel {
         Kernel::SgdUpdate,
         Kernel::BatchGather,
         Kernel::StepAdvance,
+        Kernel::GateSoftmax,
+        Kernel::GateSoftmaxBackward,
+        Kernel::GatedSumForward,
+        Kernel::GatedSumBackwardExperts,
+        Kernel::GatedSumBackwardGate,
+        Kernel::UncertaintyWeights,
+        Kernel::UncertaintyFinish,
     ];
 
     /// The shader file holding this kernel's entry point.
@@ -82,6 +98,12 @@ impl Kernel {
             Kernel::MultitaskLossReduce | Kernel::LossGradScale => "multitask.wgsl",
             Kernel::AdamUpdate | Kernel::SgdUpdate => "optimizer.wgsl",
             Kernel::BatchGather | Kernel::StepAdvance => "gather.wgsl",
+            Kernel::GateSoftmax
+            | Kernel::GateSoftmaxBackward
+            | Kernel::GatedSumForward
+            | Kernel::GatedSumBackwardExperts
+            | Kernel::GatedSumBackwardGate => "gate.wgsl",
+            Kernel::UncertaintyWeights | Kernel::UncertaintyFinish => "weighting.wgsl",
         }
     }
 
@@ -114,6 +136,13 @@ impl Kernel {
             Kernel::SgdUpdate => "sgd_update",
             Kernel::BatchGather => "batch_gather",
             Kernel::StepAdvance => "step_advance",
+            Kernel::GateSoftmax => "gate_softmax",
+            Kernel::GateSoftmaxBackward => "gate_softmax_backward",
+            Kernel::GatedSumForward => "gated_sum_forward",
+            Kernel::GatedSumBackwardExperts => "gated_sum_backward_experts",
+            Kernel::GatedSumBackwardGate => "gated_sum_backward_gate",
+            Kernel::UncertaintyWeights => "uncertainty_weights",
+            Kernel::UncertaintyFinish => "uncertainty_finish",
         }
     }
 
@@ -136,6 +165,13 @@ impl Kernel {
             Kernel::SgdUpdate => &[Read, ReadWrite, ReadWrite],
             Kernel::BatchGather => &[Read, Read, Read, ReadWrite],
             Kernel::StepAdvance => &[ReadWrite],
+            Kernel::GateSoftmax => &[Read, ReadWrite],
+            Kernel::GateSoftmaxBackward
+            | Kernel::GatedSumForward
+            | Kernel::GatedSumBackwardExperts
+            | Kernel::GatedSumBackwardGate => &[Read, Read, ReadWrite],
+            Kernel::UncertaintyWeights => &[Read, ReadWrite],
+            Kernel::UncertaintyFinish => &[Read, Read, ReadWrite, ReadWrite, ReadWrite],
         }
     }
 }
