@@ -4,6 +4,7 @@
 //! mixture of experts (`mmoe.rs`). The trainer and the predictor only see a
 //! [`Graph`]: an input buffer, per-task logits, and two op lists.
 
+use super::mmoe::MmoeNet;
 use super::params::{DenseSlot, ParamLayout};
 use super::shared::SharedNet;
 use super::spec::{Activation, ModelSpec};
@@ -24,6 +25,8 @@ pub struct Layer {
 pub enum Arch {
     /// Trunk + one head per task (hard parameter sharing).
     Shared(SharedNet),
+    /// Experts + one softmax gate and one head per task (MMoE).
+    Mmoe(MmoeNet),
 }
 
 /// A model's layers, in the parameter layout's order.
@@ -31,6 +34,9 @@ pub enum Arch {
 pub struct Network {
     pub layout: ParamLayout,
     pub arch: Arch,
+    /// Offset of `weighting.log_var.{task}` (one per task, in task order) when
+    /// the model learns uncertainty weights.
+    pub log_vars: Option<usize>,
 }
 
 /// The buffers and ops of one pass over a batch of `batch` rows.
@@ -47,6 +53,8 @@ pub struct Graph {
     pub forward: Vec<Op>,
     /// logits_grad → every trainable parameter's gradient (empty for inference).
     pub backward: Vec<Op>,
+    /// Gated architectures: the gates' softmax output [T, N, E] and E.
+    pub gates: Option<(BufId, usize)>,
 }
 
 /// Arguments of one dense layer over `n` rows (one batch item, activations at offset 0).
@@ -68,8 +76,23 @@ impl Network {
     /// Places every layer of `spec` in a fresh layout (names per DESIGN §3).
     pub fn new(spec: &ModelSpec) -> Network {
         let mut layout = ParamLayout::default();
-        let arch = Arch::Shared(SharedNet::new(spec, &mut layout));
-        Network { layout, arch }
+        let arch = if spec.experts.is_some() {
+            Arch::Mmoe(MmoeNet::new(spec, &mut layout))
+        } else {
+            Arch::Shared(SharedNet::new(spec, &mut layout))
+        };
+        let log_vars = spec.log_vars.then(|| {
+            let first = layout.len;
+            for t in &spec.tasks {
+                layout.add(&format!("weighting.log_var.{}", t.name), vec![1]);
+            }
+            first
+        });
+        Network {
+            layout,
+            arch,
+            log_vars,
+        }
     }
 
     /// Allocates a pass's buffers on `backend` and records its ops; `train`
@@ -85,13 +108,12 @@ impl Network {
     ) -> Result<Graph> {
         match &self.arch {
             Arch::Shared(net) => net.graph(backend, spec, batch, train, params, grads),
+            Arch::Mmoe(net) => net.graph(backend, spec, batch, train, params, grads),
         }
     }
 
     /// Ranges of the parameter vector the optimizer updates (frozen members excluded).
     pub fn trainable(&self) -> Vec<Range<usize>> {
-        match &self.arch {
-            Arch::Shared(_) => vec![0..self.layout.len],
-        }
+        std::iter::once(0..self.layout.len).collect()
     }
 }

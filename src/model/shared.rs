@@ -224,6 +224,7 @@ impl SharedNet {
                 .collect(),
             forward,
             backward,
+            gates: None,
         })
     }
 }

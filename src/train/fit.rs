@@ -81,6 +81,8 @@ pub struct EpochReport {
     pub loss: f32,
     /// Per-task metrics on the validation rows (empty without validation data).
     pub valid: Vec<(String, TaskMetrics)>,
+    /// λ_j as the epoch's last step used them.
+    pub task_weights: Vec<f32>,
 }
 
 /// The whole run.
@@ -142,12 +144,15 @@ pub fn fit(
             }
             _ => Vec::new(),
         };
+        let task_weights = trainer.lambda_history().last().cloned().unwrap_or_default();
+        model.task_weights.push(task_weights.clone());
         let report = EpochReport {
             epoch,
             epochs: cfg.epochs,
             steps,
             loss,
             valid: valid_metrics,
+            task_weights,
         };
         on_event(Event::EpochEnd(&report));
         history.epochs.push(report);

@@ -3,6 +3,7 @@ pub mod fit;
 pub mod metrics;
 pub mod predict;
 pub mod trainer;
+pub mod weighting;
 
 pub use fit::{
     evaluate, fit, logits, open_backend, predict, BackendChoice, EpochReport, Event, History,
