@@ -120,7 +120,7 @@ fn mmoe_graph_gradients_match_finite_differences() {
         .collect();
     let fwd = b.prepare(&g.forward).unwrap();
     let bwd = b.prepare(&g.backward).unwrap();
-    let mut objective = |b: &mut CpuBackend, w: &[f32]| -> f32 {
+    let objective = |b: &mut CpuBackend, w: &[f32]| -> f32 {
         b.write(params, 0, w).unwrap();
         b.run(fwd, 1).unwrap();
         let mut s = 0.0f64;
