@@ -414,3 +414,88 @@ fn unknown_backend_is_an_error() {
     let err = fails(&["train", s(&cfg), "--backend", "tpu"]);
     assert!(err.contains("tpu"), "{err}");
 }
+
+#[test]
+fn inspect_prints_the_allocation_and_writes_both_pngs() {
+    let dir = golden("mmoe-uw-small");
+    let out = scratch("inspect");
+    let model = out.join("model.safetensors");
+    let o = tandem(&[
+        "train",
+        s(&dir.join("config.toml")),
+        "--out",
+        s(&model),
+        "--backend",
+        "cpu",
+        "--quiet",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let (heat, plot) = (out.join("alloc.png"), out.join("weights.png"));
+    let o = tandem(&[
+        "inspect",
+        s(&model),
+        "--data",
+        s(&dir.join("config.toml")),
+        "--heatmap",
+        s(&heat),
+        "--weights-plot",
+        s(&plot),
+        "--backend",
+        "cpu",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = String::from_utf8_lossy(&o.stdout);
+    // One allocation row per task whose three gate means sum to 1, and one weights row per epoch.
+    for task in ["click", "time"] {
+        let row = text
+            .lines()
+            .find(|l| l.starts_with(task))
+            .unwrap_or_else(|| panic!("no allocation row for {task}:\n{text}"));
+        let sum: f32 = row
+            .split_whitespace()
+            .skip(1)
+            .map(|v| v.parse::<f32>().unwrap())
+            .sum();
+        assert!((sum - 1.0).abs() < 1e-3, "{row}");
+    }
+    assert!(text.contains("task weights by epoch"), "{text}");
+    assert!(
+        text.lines().any(|l| l.trim_start().starts_with("2 ")),
+        "{text}"
+    );
+    for p in [&heat, &plot] {
+        let bytes = std::fs::read(p).unwrap();
+        assert!(
+            bytes.starts_with(b"\x89PNG\r\n\x1a\n"),
+            "{} is not a PNG",
+            p.display()
+        );
+        assert!(bytes.len() > 500, "{} is nearly empty", p.display());
+    }
+    // A hard-sharing model has no gates: a clear message.
+    let seed = golden("seed-small");
+    let shared = out.join("shared.safetensors");
+    let o = tandem(&[
+        "train",
+        s(&seed.join("config.toml")),
+        "--out",
+        s(&shared),
+        "--backend",
+        "cpu",
+        "--quiet",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let err = fails(&[
+        "inspect",
+        s(&shared),
+        "--data",
+        s(&seed.join("config.toml")),
+        "--heatmap",
+        s(&out.join("h2.png")),
+        "--weights-plot",
+        s(&out.join("w2.png")),
+        "--backend",
+        "cpu",
+    ]);
+    assert!(err.contains("no gates"), "{err}");
+}

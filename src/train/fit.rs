@@ -174,6 +174,20 @@ pub fn logits(
     p.logits(backend)
 }
 
+/// The learned allocation of a gated model: per task, the mean over `rows`
+/// of its gate's weight on each expert ([T][E]); None without gates.
+pub fn allocation(
+    model: &Model,
+    features: &[f32],
+    rows: usize,
+    backend: &mut dyn Backend,
+) -> Result<Option<Vec<Vec<f32>>>> {
+    let params = backend.alloc(model.params.len(), "params")?;
+    backend.write(params, 0, &model.params)?;
+    let p = Predictor::new(backend, model, params, features, rows)?;
+    p.mean_gates(backend)
+}
+
 /// Per-task metrics of `model` on `data`.
 pub fn evaluate(
     model: &Model,

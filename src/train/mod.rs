@@ -6,7 +6,8 @@ pub mod trainer;
 pub mod weighting;
 
 pub use fit::{
-    evaluate, fit, logits, open_backend, predict, BackendChoice, EpochReport, Event, History,
+    allocation, evaluate, fit, logits, open_backend, predict, BackendChoice, EpochReport, Event,
+    History,
 };
 pub use predict::{Predictions, Predictor, TaskPrediction};
 pub use trainer::{StepLoss, Trainer};
