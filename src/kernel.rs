@@ -38,6 +38,13 @@ pub enum Kernel {
     SgdUpdate,
     BatchGather,
     StepAdvance,
+    GateSoftmax,
+    GateSoftmaxBackward,
+    GatedSumForward,
+    GatedSumBackwardExperts,
+    GatedSumBackwardGate,
+    UncertaintyWeights,
+    UncertaintyFinish,
 }
 
 /// The WGSL sources, one per op family, embedded at compile time.
@@ -53,6 +60,8 @@ pub const SHADER_FILES: &[(&str, &str)] = &[
     ("optimizer.wgsl", include_str!("../shaders/optimizer.wgsl")),
     ("gather.wgsl", include_str!("../shaders/gather.wgsl")),
     ("ensemble.wgsl", include_str!("../shaders/ensemble.wgsl")),
+    ("gate.wgsl", include_str!("../shaders/gate.wgsl")),
+    ("weighting.wgsl", include_str!("../shaders/weighting.wgsl")),
 ];
 
 impl Kernel {
@@ -79,6 +88,13 @@ impl Kernel {
         Kernel::SgdUpdate,
         Kernel::BatchGather,
         Kernel::StepAdvance,
+        Kernel::GateSoftmax,
+        Kernel::GateSoftmaxBackward,
+        Kernel::GatedSumForward,
+        Kernel::GatedSumBackwardExperts,
+        Kernel::GatedSumBackwardGate,
+        Kernel::UncertaintyWeights,
+        Kernel::UncertaintyFinish,
     ];
 
     /// The shader file holding this kernel's entry point.
@@ -99,6 +115,12 @@ impl Kernel {
             Kernel::MultitaskLossReduce | Kernel::LossGradScale => "multitask.wgsl",
             Kernel::AdamUpdate | Kernel::SgdUpdate => "optimizer.wgsl",
             Kernel::BatchGather | Kernel::StepAdvance => "gather.wgsl",
+            Kernel::GateSoftmax
+            | Kernel::GateSoftmaxBackward
+            | Kernel::GatedSumForward
+            | Kernel::GatedSumBackwardExperts
+            | Kernel::GatedSumBackwardGate => "gate.wgsl",
+            Kernel::UncertaintyWeights | Kernel::UncertaintyFinish => "weighting.wgsl",
         }
     }
 
@@ -136,6 +158,13 @@ impl Kernel {
             Kernel::SgdUpdate => "sgd_update",
             Kernel::BatchGather => "batch_gather",
             Kernel::StepAdvance => "step_advance",
+            Kernel::GateSoftmax => "gate_softmax",
+            Kernel::GateSoftmaxBackward => "gate_softmax_backward",
+            Kernel::GatedSumForward => "gated_sum_forward",
+            Kernel::GatedSumBackwardExperts => "gated_sum_backward_experts",
+            Kernel::GatedSumBackwardGate => "gated_sum_backward_gate",
+            Kernel::UncertaintyWeights => "uncertainty_weights",
+            Kernel::UncertaintyFinish => "uncertainty_finish",
         }
     }
 
@@ -162,6 +191,13 @@ impl Kernel {
             Kernel::SgdUpdate => &[Read, ReadWrite, ReadWrite],
             Kernel::BatchGather => &[Read, Read, Read, ReadWrite],
             Kernel::StepAdvance => &[ReadWrite],
+            Kernel::GateSoftmax => &[Read, ReadWrite],
+            Kernel::GateSoftmaxBackward
+            | Kernel::GatedSumForward
+            | Kernel::GatedSumBackwardExperts
+            | Kernel::GatedSumBackwardGate => &[Read, Read, ReadWrite],
+            Kernel::UncertaintyWeights => &[Read, ReadWrite],
+            Kernel::UncertaintyFinish => &[Read, Read, ReadWrite, ReadWrite, ReadWrite],
         }
     }
 }

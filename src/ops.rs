@@ -157,6 +157,31 @@ pub struct GatherArgs {
     pub _pad: [u32; 2],
 }
 
+/// `GateArgs` in shaders/gate.wgsl: g [R, G] at g_off (row stride G = g_stride),
+/// ex [E, N, H] at ex_off, out [N, H] at out_off.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, Pod, Zeroable)]
+pub struct GateArgs {
+    pub rows: u32,
+    pub experts: u32,
+    pub width: u32,
+    pub g_stride: u32,
+    pub g_off: u32,
+    pub ex_off: u32,
+    pub out_off: u32,
+    pub accumulate: u32,
+}
+
+/// `WeightingArgs` in shaders/weighting.wgsl: s_j at params[s_off + j].
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, Pod, Zeroable)]
+pub struct WeightingArgs {
+    pub tasks: u32,
+    pub s_off: u32,
+    pub log_slots: u32,
+    pub _pad: u32,
+}
+
 /// One kernel invocation. Buffer fields are listed in binding order.
 #[derive(Debug, Clone)]
 pub enum Op {
@@ -294,6 +319,55 @@ pub enum Op {
     StepAdvance {
         counters: BufId,
     },
+    /// y = softmax(x) per row of E gate logits.
+    GateSoftmax {
+        args: GateArgs,
+        x: BufId,
+        y: BufId,
+    },
+    /// dx (+)= y ⊙ (dy − Σ y·dy) per row.
+    GateSoftmaxBackward {
+        args: GateArgs,
+        dy: BufId,
+        y: BufId,
+        dx: BufId,
+    },
+    /// out (+)= Σ_e g[·, e]·ex[e].
+    GatedSumForward {
+        args: GateArgs,
+        g: BufId,
+        ex: BufId,
+        out: BufId,
+    },
+    /// dex[e] (+)= g[·, e]·dout.
+    GatedSumBackwardExperts {
+        args: GateArgs,
+        g: BufId,
+        dout: BufId,
+        dex: BufId,
+    },
+    /// dg[n, e] (+)= Σ_h dout[n, h]·ex[e, n, h].
+    GatedSumBackwardGate {
+        args: GateArgs,
+        dout: BufId,
+        ex: BufId,
+        dg: BufId,
+    },
+    /// λ_j = 1/(2·exp(s_j)) from the learned log-variances.
+    UncertaintyWeights {
+        args: WeightingArgs,
+        params: BufId,
+        lambda: BufId,
+    },
+    /// ∂/∂s_j of the uncertainty objective into `grads`; Σ s_j/2 into the objective.
+    UncertaintyFinish {
+        args: WeightingArgs,
+        params: BufId,
+        counters: BufId,
+        out: BufId,
+        grads: BufId,
+        log: BufId,
+    },
 }
 
 fn tiles(rows: u32, cols: u32) -> u32 {
@@ -325,6 +399,13 @@ impl Op {
             Op::SgdUpdate { .. } => Kernel::SgdUpdate,
             Op::BatchGather { .. } => Kernel::BatchGather,
             Op::StepAdvance { .. } => Kernel::StepAdvance,
+            Op::GateSoftmax { .. } => Kernel::GateSoftmax,
+            Op::GateSoftmaxBackward { .. } => Kernel::GateSoftmaxBackward,
+            Op::GatedSumForward { .. } => Kernel::GatedSumForward,
+            Op::GatedSumBackwardExperts { .. } => Kernel::GatedSumBackwardExperts,
+            Op::GatedSumBackwardGate { .. } => Kernel::GatedSumBackwardGate,
+            Op::UncertaintyWeights { .. } => Kernel::UncertaintyWeights,
+            Op::UncertaintyFinish { .. } => Kernel::UncertaintyFinish,
         }
     }
 
@@ -406,6 +487,20 @@ impl Op {
                 ..
             } => vec![src, idx, counters, dst],
             Op::StepAdvance { counters } => vec![counters],
+            Op::GateSoftmax { x, y, .. } => vec![x, y],
+            Op::GateSoftmaxBackward { dy, y, dx, .. } => vec![dy, y, dx],
+            Op::GatedSumForward { g, ex, out, .. } => vec![g, ex, out],
+            Op::GatedSumBackwardExperts { g, dout, dex, .. } => vec![g, dout, dex],
+            Op::GatedSumBackwardGate { dout, ex, dg, .. } => vec![dout, ex, dg],
+            Op::UncertaintyWeights { params, lambda, .. } => vec![params, lambda],
+            Op::UncertaintyFinish {
+                params,
+                counters,
+                out,
+                grads,
+                log,
+                ..
+            } => vec![params, counters, out, grads, log],
         }
     }
 
@@ -435,6 +530,14 @@ impl Op {
             Op::SgdUpdate { args, .. } => bytemuck::bytes_of(args),
             Op::BatchGather { args, .. } => bytemuck::bytes_of(args),
             Op::StepAdvance { .. } => &[0u8; 16],
+            Op::GateSoftmax { args, .. }
+            | Op::GateSoftmaxBackward { args, .. }
+            | Op::GatedSumForward { args, .. }
+            | Op::GatedSumBackwardExperts { args, .. }
+            | Op::GatedSumBackwardGate { args, .. } => bytemuck::bytes_of(args),
+            Op::UncertaintyWeights { args, .. } | Op::UncertaintyFinish { args, .. } => {
+                bytemuck::bytes_of(args)
+            }
         };
         bytes.to_vec()
     }
@@ -467,6 +570,16 @@ impl Op {
             Op::SgdUpdate { args, .. } => args.len.div_ceil(WORKGROUP),
             Op::BatchGather { args, .. } => (args.batch * args.width).div_ceil(WORKGROUP),
             Op::StepAdvance { .. } => 1,
+            Op::GateSoftmax { args, .. } | Op::GateSoftmaxBackward { args, .. } => {
+                args.rows.div_ceil(WORKGROUP)
+            }
+            Op::GatedSumForward { args, .. } => (args.rows * args.width).div_ceil(WORKGROUP),
+            Op::GatedSumBackwardExperts { args, .. } => {
+                (args.experts * args.rows * args.width).div_ceil(WORKGROUP)
+            }
+            Op::GatedSumBackwardGate { args, .. } => (args.rows * args.experts).div_ceil(WORKGROUP),
+            Op::UncertaintyWeights { args, .. } => args.tasks.div_ceil(64),
+            Op::UncertaintyFinish { .. } => 1,
         }
     }
 

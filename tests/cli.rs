@@ -78,6 +78,9 @@ fn golden_through_cli(case: &str, backend: &str) {
         "log header: {}",
         got.lines().next().unwrap()
     );
+    // Compare every value column the reference has, by name (`loss`, or `<task>_loss`).
+    let got_header: Vec<&str> = got.lines().next().unwrap().split(',').collect();
+    let want_header: Vec<&str> = want.lines().next().unwrap().split(',').collect();
     let (g, w): (Vec<&str>, Vec<&str>) = (
         got.lines().skip(1).collect(),
         want.lines().skip(1).collect(),
@@ -87,12 +90,35 @@ fn golden_through_cli(case: &str, backend: &str) {
         let a: Vec<&str> = a.split(',').collect();
         let b: Vec<&str> = b.split(',').collect();
         assert_eq!(a[..2], b[..2], "step/epoch columns");
-        let (x, y): (f32, f32) = (a[2].parse().unwrap(), b[2].parse().unwrap());
-        assert!(
-            (x - y).abs() <= 1e-4 * y.abs().max(1.0),
-            "{case} on {backend}: step {}: {x} vs Keras {y}",
-            a[0]
-        );
+        for (c, name) in want_header.iter().enumerate().skip(2) {
+            let at = got_header
+                .iter()
+                .position(|h| h == name)
+                .unwrap_or_else(|| panic!("{case}: no column `{name}` in the log"));
+            let (x, y): (f32, f32) = (a[at].parse().unwrap(), b[c].parse().unwrap());
+            assert!(
+                (x - y).abs() <= 1e-4 * y.abs().max(1.0),
+                "{case} on {backend}: step {} {name}: {x} vs reference {y}",
+                a[0]
+            );
+        }
+    }
+    // The saved model holds every final weight (weighting state included).
+    let model = tandem::Model::load(out.join("model.safetensors")).unwrap();
+    let expected = tandem::model::weights::read_tensors(
+        &dir.join("expected_final.safetensors"),
+        model.layout(),
+    )
+    .unwrap();
+    for t in &model.layout().tensors {
+        let range = t.offset..t.offset + t.len();
+        for (a, b) in model.params[range.clone()].iter().zip(&expected[range]) {
+            assert!(
+                (a - b).abs() <= 1e-4,
+                "{case} on {backend}: saved `{}` {a} vs reference {b}",
+                t.name
+            );
+        }
     }
 }
 
@@ -100,6 +126,7 @@ fn golden_through_cli(case: &str, backend: &str) {
 fn golden_cases_through_the_cli_on_the_cpu() {
     golden_through_cli("seed-small", "cpu");
     golden_through_cli("binary-regression", "cpu");
+    golden_through_cli("mmoe-uw-small", "cpu");
 }
 
 #[test]
@@ -107,6 +134,7 @@ fn golden_cases_through_the_cli_on_the_gpu() {
     if common::gpu().is_some() {
         golden_through_cli("seed-small", "gpu");
         golden_through_cli("binary-regression", "gpu");
+        golden_through_cli("mmoe-uw-small", "gpu");
     }
 }
 
@@ -385,4 +413,89 @@ fn unknown_backend_is_an_error() {
     let (_, cfg) = good_case("backend");
     let err = fails(&["train", s(&cfg), "--backend", "tpu"]);
     assert!(err.contains("tpu"), "{err}");
+}
+
+#[test]
+fn inspect_prints_the_allocation_and_writes_both_pngs() {
+    let dir = golden("mmoe-uw-small");
+    let out = scratch("inspect");
+    let model = out.join("model.safetensors");
+    let o = tandem(&[
+        "train",
+        s(&dir.join("config.toml")),
+        "--out",
+        s(&model),
+        "--backend",
+        "cpu",
+        "--quiet",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let (heat, plot) = (out.join("alloc.png"), out.join("weights.png"));
+    let o = tandem(&[
+        "inspect",
+        s(&model),
+        "--data",
+        s(&dir.join("config.toml")),
+        "--heatmap",
+        s(&heat),
+        "--weights-plot",
+        s(&plot),
+        "--backend",
+        "cpu",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = String::from_utf8_lossy(&o.stdout);
+    // One allocation row per task whose three gate means sum to 1, and one weights row per epoch.
+    for task in ["click", "time"] {
+        let row = text
+            .lines()
+            .find(|l| l.starts_with(task))
+            .unwrap_or_else(|| panic!("no allocation row for {task}:\n{text}"));
+        let sum: f32 = row
+            .split_whitespace()
+            .skip(1)
+            .map(|v| v.parse::<f32>().unwrap())
+            .sum();
+        assert!((sum - 1.0).abs() < 1e-3, "{row}");
+    }
+    assert!(text.contains("task weights by epoch"), "{text}");
+    assert!(
+        text.lines().any(|l| l.trim_start().starts_with("2 ")),
+        "{text}"
+    );
+    for p in [&heat, &plot] {
+        let bytes = std::fs::read(p).unwrap();
+        assert!(
+            bytes.starts_with(b"\x89PNG\r\n\x1a\n"),
+            "{} is not a PNG",
+            p.display()
+        );
+        assert!(bytes.len() > 500, "{} is nearly empty", p.display());
+    }
+    // A hard-sharing model has no gates: a clear message.
+    let seed = golden("seed-small");
+    let shared = out.join("shared.safetensors");
+    let o = tandem(&[
+        "train",
+        s(&seed.join("config.toml")),
+        "--out",
+        s(&shared),
+        "--backend",
+        "cpu",
+        "--quiet",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let err = fails(&[
+        "inspect",
+        s(&shared),
+        "--data",
+        s(&seed.join("config.toml")),
+        "--heatmap",
+        s(&out.join("h2.png")),
+        "--weights-plot",
+        s(&out.join("w2.png")),
+        "--backend",
+        "cpu",
+    ]);
+    assert!(err.contains("no gates"), "{err}");
 }

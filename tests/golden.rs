@@ -16,13 +16,22 @@ fn case_dir(name: &str) -> PathBuf {
         .join(name)
 }
 
-/// `step,epoch,loss` rows of expected_losses.csv.
-fn expected_losses(dir: &Path) -> Vec<f32> {
+/// The value columns of expected_losses.csv per step (after `step,epoch`):
+/// `loss`, or one `<task>_loss` per task (mmoe-uw-small).
+fn expected_losses(dir: &Path) -> (Vec<String>, Vec<Vec<f32>>) {
     let text = std::fs::read_to_string(dir.join("expected_losses.csv")).unwrap();
-    text.lines()
-        .skip(1)
-        .map(|l| l.split(',').nth(2).unwrap().parse().unwrap())
-        .collect()
+    let mut lines = text.lines();
+    let header = lines
+        .next()
+        .unwrap()
+        .split(',')
+        .skip(2)
+        .map(String::from)
+        .collect();
+    let rows = lines
+        .map(|l| l.split(',').skip(2).map(|v| v.parse().unwrap()).collect())
+        .collect();
+    (header, rows)
 }
 
 fn run_case(name: &str, backend: BackendChoice) -> Model {
@@ -34,14 +43,27 @@ fn run_case(name: &str, backend: BackendChoice) -> Model {
     let b = tandem::open_backend(backend).unwrap();
     let desc = b.describe();
     let history = fit(&mut model, &split.train, None, &cfg.train, b, &mut |_| {}).unwrap();
-    let want = expected_losses(&dir);
-    let got: Vec<f32> = history.steps().map(|(_, s)| s.total).collect();
+    let (columns, want) = expected_losses(&dir);
+    let per_task = columns[0] != "loss";
+    let got: Vec<Vec<f32>> = history
+        .steps()
+        .map(|(_, s)| {
+            if per_task {
+                s.tasks.clone()
+            } else {
+                vec![s.total]
+            }
+        })
+        .collect();
     assert_eq!(got.len(), want.len(), "{name} on {desc}: number of steps");
     for (k, (g, w)) in got.iter().zip(&want).enumerate() {
-        assert!(
-            (g - w).abs() <= 1e-4 * w.abs().max(1.0),
-            "{name} on {desc}: step {k} loss {g}, Keras {w}"
-        );
+        for (c, (g, w)) in g.iter().zip(w).enumerate() {
+            assert!(
+                (g - w).abs() <= 1e-4 * w.abs().max(1.0),
+                "{name} on {desc}: step {k} {} {g}, reference {w}",
+                columns[c]
+            );
+        }
     }
     let expected = read_tensors(&dir.join("expected_final.safetensors"), model.layout()).unwrap();
     let mut worst = (0.0f32, String::new());
@@ -61,7 +83,7 @@ fn run_case(name: &str, backend: BackendChoice) -> Model {
         worst.1
     );
     println!(
-        "golden {name:<18} {desc}: {} steps match Keras, worst weight |Δ| {:.1e}",
+        "golden {name:<18} {desc}: {} steps match the reference, worst weight |Δ| {:.1e}",
         got.len(),
         worst.0
     );
@@ -122,5 +144,17 @@ fn frozen_member_is_untouched(model: Model) {
             .map(|v| v.to_bits())
             .collect();
         assert_eq!(got, want, "frozen member tensor `{name}` changed");
+    }
+}
+
+#[test]
+fn mmoe_uw_small_cpu() {
+    run_case("mmoe-uw-small", BackendChoice::Cpu);
+}
+
+#[test]
+fn mmoe_uw_small_gpu() {
+    if common::gpu().is_some() {
+        run_case("mmoe-uw-small", BackendChoice::Gpu);
     }
 }

@@ -258,3 +258,90 @@ fn ensemble_combiners_match_finite_differences() {
         );
     }
 }
+
+#[test]
+fn gate_backwards_match_finite_differences() {
+    use tandem::cpu::gate;
+    // Gate logits x [N, G] → softmax g (first E columns) → out [N, H] = Σ_e g·ex,
+    // objective Σ r ⊙ out; checks the softmax, the gated sum and both backwards together.
+    for &(n, e, w, gs) in &[(1u32, 1u32, 1u32, 1u32), (3, 3, 5, 4), (4, 6, 2, 6)] {
+        let a = GateArgs {
+            rows: n,
+            experts: e,
+            width: w,
+            g_stride: gs,
+            ..Default::default()
+        };
+        let s = (n * 100 + e * 10 + w) as u64;
+        let x = random(s, (n * gs) as usize, -2.0, 2.0);
+        let ex = random(s + 1, (e * n * w) as usize, -1.0, 1.0);
+        let r = random(s + 2, (n * w) as usize, -1.0, 1.0);
+        let objective = |x: &[f32], ex: &[f32]| {
+            let mut g = vec![0.0; x.len()];
+            gate::softmax(&a, x, &mut g);
+            let mut out = vec![0.0; (n * w) as usize];
+            gate::sum_forward(&a, &g, ex, &mut out);
+            out.iter().zip(&r).map(|(o, r)| o * r).sum::<f32>()
+        };
+        let mut g = vec![0.0; x.len()];
+        gate::softmax(&a, &x, &mut g);
+        let mut dex = vec![0.0; ex.len()];
+        gate::sum_backward_experts(&a, &g, &r, &mut dex);
+        let mut dg = vec![0.0; x.len()];
+        gate::sum_backward_gate(&a, &r, &ex, &mut dg);
+        let mut dx = vec![0.0; x.len()];
+        gate::softmax_backward(&a, &dg, &g, &mut dx);
+        for k in 0..x.len() {
+            if (k as u32 % gs) >= e {
+                continue; // columns past E are not gate logits
+            }
+            let (mut xp, mut xm) = (x.clone(), x.clone());
+            xp[k] += H;
+            xm[k] -= H;
+            let fd = (objective(&xp, &ex) - objective(&xm, &ex)) / (2.0 * H);
+            assert_grad(&format!("gate {n}x{e}x{w} dlogit[{k}]"), fd, dx[k]);
+        }
+        for k in 0..ex.len() {
+            let (mut ep, mut em) = (ex.clone(), ex.clone());
+            ep[k] += H;
+            em[k] -= H;
+            let fd = (objective(&x, &ep) - objective(&x, &em)) / (2.0 * H);
+            assert_grad(&format!("gate {n}x{e}x{w} dexpert[{k}]"), fd, dex[k]);
+        }
+    }
+}
+
+#[test]
+fn uncertainty_gradient_matches_finite_differences() {
+    use tandem::cpu::weighting;
+    // Objective Σ_j L_j·λ_j(s) + s_j/2 with λ_j = 1/(2·exp(s_j)), as reduce + finish compute it.
+    let tasks = 3u32;
+    let a = WeightingArgs {
+        tasks,
+        s_off: 2,
+        log_slots: 1,
+        _pad: 0,
+    };
+    let losses = [0.7f32, 8.3, 0.01];
+    let objective = |params: &[f32]| {
+        let mut lambda = vec![0.0; 3];
+        weighting::uncertainty_weights(&a, params, &mut lambda);
+        let mut out = vec![0.0; 7];
+        out[..3].copy_from_slice(&losses);
+        out[6] = (0..3).map(|j| lambda[j] * losses[j]).sum();
+        let mut grads = vec![0.0; params.len()];
+        let mut log = vec![0.0; 4];
+        weighting::uncertainty_finish(&a, params, &[0, 0], &mut out, &mut grads, &mut log);
+        assert_eq!(log[0], out[6]);
+        (out[6], grads)
+    };
+    let params = vec![9.0, 9.0, -0.5, 0.3, 1.7];
+    let (_, grads) = objective(&params);
+    for k in 2..5 {
+        let (mut pp, mut pm) = (params.clone(), params.clone());
+        pp[k] += H;
+        pm[k] -= H;
+        let fd = (objective(&pp).0 - objective(&pm).0) / (2.0 * H);
+        assert_grad(&format!("uncertainty ds[{}]", k - 2), fd, grads[k]);
+    }
+}

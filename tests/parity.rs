@@ -55,6 +55,13 @@ const CASES: &[(Kernel, Case)] = &[
     (Kernel::SgdUpdate, sgd_update),
     (Kernel::BatchGather, batch_gather),
     (Kernel::StepAdvance, step_advance),
+    (Kernel::GateSoftmax, gate_softmax),
+    (Kernel::GateSoftmaxBackward, gate_softmax_backward),
+    (Kernel::GatedSumForward, gated_sum_forward),
+    (Kernel::GatedSumBackwardExperts, gated_sum_backward_experts),
+    (Kernel::GatedSumBackwardGate, gated_sum_backward_gate),
+    (Kernel::UncertaintyWeights, uncertainty_weights),
+    (Kernel::UncertaintyFinish, uncertainty_finish),
 ];
 
 #[test]
@@ -824,4 +831,200 @@ fn members_to_rows(h: &mut Harness) -> String {
 fn rows_to_members(h: &mut Harness) -> String {
     ensemble_case(h, Kernel::RowsToMembers);
     format!("{} shapes", ENSEMBLE_SHAPES.len())
+}
+
+/// Shapes (rows, experts, width, gate row stride) for the gate kernels: unit,
+/// odd, one past a workgroup (257), and a stride wider than E (PLE's gates).
+const GATE_SHAPES: &[(u32, u32, u32, u32)] = &[
+    (1, 1, 1, 1),
+    (3, 3, 5, 3),
+    (65, 4, 3, 4),
+    (257, 3, 65, 5),
+    (5, 65, 2, 65),
+    (1000, 2, 1, 3),
+];
+
+fn gate_args(rows: u32, experts: u32, width: u32, g_stride: u32, accumulate: u32) -> GateArgs {
+    GateArgs {
+        rows,
+        experts,
+        width,
+        g_stride,
+        g_off: 3,
+        ex_off: 5,
+        out_off: 2,
+        accumulate,
+    }
+}
+
+fn gate_softmax(h: &mut Harness) -> String {
+    let mut worst = 0.0f32;
+    for &(r, e, _, gs) in GATE_SHAPES {
+        h.gpu_reset();
+        let s = seed(&[r, e, gs, 1]);
+        // Large logits: the max subtraction must keep exp finite.
+        let x = h.buffer("x", 3, &random(s, (r * gs) as usize, -40.0, 40.0));
+        // Columns past E in each row are not the kernel's: give y real values there.
+        let y = h.buffer("y", 2, &random(s + 1, (r * gs) as usize, -1.0, 1.0));
+        let args = gate_args(r, e, 1, gs, 0);
+        worst = worst.max(h.check(
+            &format!("gate_softmax {r}x{e} stride {gs}"),
+            &[Op::GateSoftmax { args, x, y }],
+            ELEM_TOL.0,
+            ELEM_TOL.1,
+        ));
+    }
+    format!("{} shapes, max |Δ| {worst:.2e}", GATE_SHAPES.len())
+}
+
+fn gate_softmax_backward(h: &mut Harness) -> String {
+    let mut worst = 0.0f32;
+    for &(r, e, _, gs) in GATE_SHAPES {
+        for acc in [0u32, 1] {
+            h.gpu_reset();
+            let s = seed(&[r, e, gs, 2, acc]);
+            let dy = h.buffer("dy", 3, &random(s, (r * gs) as usize, -1.0, 1.0));
+            let y = h.buffer("y", 3, &random(s + 1, (r * gs) as usize, 0.0, 1.0));
+            let dx = h.buffer("dx", 2, &random(s + 2, (r * gs) as usize, -1.0, 1.0));
+            let args = gate_args(r, e, 1, gs, acc);
+            worst = worst.max(h.check(
+                &format!("gate_softmax_backward {r}x{e} stride {gs} acc {acc}"),
+                &[Op::GateSoftmaxBackward { args, dy, y, dx }],
+                ELEM_TOL.0,
+                ELEM_TOL.1,
+            ));
+        }
+    }
+    format!("{} shapes x 2, max |Δ| {worst:.2e}", GATE_SHAPES.len())
+}
+
+fn gated_sum_forward(h: &mut Harness) -> String {
+    let mut worst = 0.0f32;
+    for &(n, e, w, gs) in GATE_SHAPES {
+        for acc in [0u32, 1] {
+            h.gpu_reset();
+            let s = seed(&[n, e, w, gs, 3, acc]);
+            let g = h.buffer("g", 3, &random(s, (n * gs) as usize, 0.0, 1.0));
+            let ex = h.buffer("ex", 5, &random(s + 1, (e * n * w) as usize, -2.0, 2.0));
+            let out = h.buffer("out", 2, &random(s + 2, (n * w) as usize, -1.0, 1.0));
+            let args = gate_args(n, e, w, gs, acc);
+            worst = worst.max(h.check(
+                &format!("gated_sum_forward {n}x{e}x{w} stride {gs} acc {acc}"),
+                &[Op::GatedSumForward { args, g, ex, out }],
+                DENSE_TOL.0,
+                DENSE_TOL.1,
+            ));
+        }
+    }
+    format!("{} shapes x 2, max |Δ| {worst:.2e}", GATE_SHAPES.len())
+}
+
+fn gated_sum_backward_experts(h: &mut Harness) -> String {
+    let mut worst = 0.0f32;
+    for &(n, e, w, gs) in GATE_SHAPES {
+        for acc in [0u32, 1] {
+            h.gpu_reset();
+            let s = seed(&[n, e, w, gs, 4, acc]);
+            let g = h.buffer("g", 3, &random(s, (n * gs) as usize, 0.0, 1.0));
+            let dout = h.buffer("dout", 2, &random(s + 1, (n * w) as usize, -1.0, 1.0));
+            let dex = h.buffer("dex", 5, &random(s + 2, (e * n * w) as usize, -1.0, 1.0));
+            let args = gate_args(n, e, w, gs, acc);
+            worst = worst.max(h.check(
+                &format!("gated_sum_backward_experts {n}x{e}x{w} stride {gs} acc {acc}"),
+                &[Op::GatedSumBackwardExperts { args, g, dout, dex }],
+                ELEM_TOL.0,
+                ELEM_TOL.1,
+            ));
+        }
+    }
+    format!("{} shapes x 2, max |Δ| {worst:.2e}", GATE_SHAPES.len())
+}
+
+fn gated_sum_backward_gate(h: &mut Harness) -> String {
+    let mut worst = 0.0f32;
+    for &(n, e, w, gs) in GATE_SHAPES {
+        for acc in [0u32, 1] {
+            h.gpu_reset();
+            let s = seed(&[n, e, w, gs, 5, acc]);
+            let dout = h.buffer("dout", 2, &random(s, (n * w) as usize, -1.0, 1.0));
+            let ex = h.buffer("ex", 5, &random(s + 1, (e * n * w) as usize, -2.0, 2.0));
+            let dg = h.buffer("dg", 3, &random(s + 2, (n * gs) as usize, -1.0, 1.0));
+            let args = gate_args(n, e, w, gs, acc);
+            worst = worst.max(h.check(
+                &format!("gated_sum_backward_gate {n}x{e}x{w} stride {gs} acc {acc}"),
+                &[Op::GatedSumBackwardGate { args, dout, ex, dg }],
+                DENSE_TOL.0,
+                DENSE_TOL.1,
+            ));
+        }
+    }
+    format!("{} shapes x 2, max |Δ| {worst:.2e}", GATE_SHAPES.len())
+}
+
+fn uncertainty_weights(h: &mut Harness) -> String {
+    let mut worst = 0.0f32;
+    for &tasks in &[1u32, 3, 65, 257] {
+        h.gpu_reset();
+        let params = h.buffer(
+            "params",
+            0,
+            &random(seed(&[tasks, 6]), (tasks + 9) as usize, -3.0, 3.0),
+        );
+        let lambda = h.output("lambda", 0, tasks as usize);
+        let args = WeightingArgs {
+            tasks,
+            s_off: 7,
+            log_slots: 0,
+            _pad: 0,
+        };
+        worst = worst.max(h.check(
+            &format!("uncertainty_weights {tasks} tasks"),
+            &[Op::UncertaintyWeights {
+                args,
+                params,
+                lambda,
+            }],
+            ELEM_TOL.0,
+            ELEM_TOL.1,
+        ));
+    }
+    format!("4 task counts, max |Δ| {worst:.2e}")
+}
+
+fn uncertainty_finish(h: &mut Harness) -> String {
+    let mut worst = 0.0f32;
+    // The last case's slot is past the log: the log must stay untouched.
+    for &(tasks, slot) in &[(1u32, 0u32), (3, 2), (65, 3), (257, 4)] {
+        h.gpu_reset();
+        let s = seed(&[tasks, slot, 7]);
+        let params = h.buffer("params", 0, &random(s, (tasks + 9) as usize, -3.0, 3.0));
+        let counters = h.buffer_u32("counters", &[slot, 11]);
+        let out = h.buffer("out", 0, &random(s + 1, (2 * tasks + 1) as usize, 0.0, 4.0));
+        let grads = h.buffer("grads", 0, &random(s + 2, (tasks + 9) as usize, -1.0, 1.0));
+        let log = h.buffer(
+            "log",
+            0,
+            &random(s + 3, (4 * (tasks + 1)) as usize, 0.0, 1.0),
+        );
+        let args = WeightingArgs {
+            tasks,
+            s_off: 7,
+            log_slots: 4,
+            _pad: 0,
+        };
+        worst = worst.max(h.check(
+            &format!("uncertainty_finish {tasks} tasks slot {slot}"),
+            &[Op::UncertaintyFinish {
+                args,
+                params,
+                counters,
+                out,
+                grads,
+                log,
+            }],
+            ELEM_TOL.0,
+            ELEM_TOL.1,
+        ));
+    }
+    format!("4 task counts (one past the log), max |Δ| {worst:.2e}")
 }

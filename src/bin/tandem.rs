@@ -66,6 +66,23 @@ enum Command {
         #[arg(long, default_value = "auto")]
         backend: String,
     },
+    /// What a saved model learned about its tasks: per task, the mean gate weight on
+    /// each expert over a config's data (the allocation), and the task weights by epoch;
+    /// writes both as PNG figures.
+    Inspect {
+        model: PathBuf,
+        /// A config whose [data] to compute the allocation on.
+        #[arg(long)]
+        data: PathBuf,
+        /// The allocation heatmap (PNG).
+        #[arg(long, default_value = "allocation.png")]
+        heatmap: PathBuf,
+        /// The task weights over epochs (PNG).
+        #[arg(long, default_value = "task_weights.png")]
+        weights_plot: PathBuf,
+        #[arg(long, default_value = "auto")]
+        backend: String,
+    },
     /// GPU adapters, the backend `auto` picks, and its limits.
     Info,
 }
@@ -103,6 +120,13 @@ fn run(cli: Cli) -> Result<()> {
             out,
             backend,
         } => predict(&model, &features, &out, &backend),
+        Command::Inspect {
+            model,
+            data,
+            heatmap,
+            weights_plot,
+            backend,
+        } => inspect(&model, &data, &heatmap, &weights_plot, &backend),
         Command::Info => info(),
     }
 }
@@ -241,6 +265,71 @@ fn train(
         model.save(path)?;
         eprintln!("saved the model to {}", path.display());
     }
+    Ok(())
+}
+
+fn inspect(
+    model_path: &Path,
+    data: &Path,
+    heatmap: &Path,
+    weights_plot: &Path,
+    backend: &str,
+) -> Result<()> {
+    check_output(&Some(heatmap.to_path_buf()), "--heatmap")?;
+    check_output(&Some(weights_plot.to_path_buf()), "--weights-plot")?;
+    let choice: BackendChoice = backend.parse()?;
+    let model = Model::load(model_path)?;
+    let mut cfg = Config::load(data)?;
+    let dataset = load_all(&mut cfg, model.preprocess.as_ref())?;
+    tandem::train::trainer::check_data(&model, &dataset, "inspection")?;
+    let mut b = tandem::open_backend(choice)?;
+    let names: Vec<String> = model.spec.tasks.iter().map(|t| t.name.clone()).collect();
+    let Some(alloc) =
+        tandem::train::allocation(&model, &dataset.features, dataset.rows, b.as_mut())?
+    else {
+        bail!(
+            "{} has no gates (a hard-sharing model): nothing to allocate;              train with `experts = E` and `expert = [...]` in [model]",
+            model_path.display()
+        );
+    };
+    println!(
+        "allocation: mean gate weight on each expert over {} rows ({})",
+        dataset.rows,
+        b.describe()
+    );
+    let experts = alloc.first().map_or(0, |a| a.len());
+    let width = names.iter().map(|n| n.len()).max().unwrap_or(4).max(4);
+    let mut head = format!("{:<width$}", "task");
+    for e in 0..experts {
+        head.push_str(&format!(" {:>7}", format!("e{e}")));
+    }
+    println!("{head}");
+    for (name, row) in names.iter().zip(&alloc) {
+        let mut line = format!("{name:<width$}");
+        for v in row {
+            line.push_str(&format!(" {v:>7.4}"));
+        }
+        println!("{line}");
+    }
+    println!("\ntask weights by epoch:");
+    let mut head = format!("{:>5}", "epoch");
+    for n in &names {
+        head.push_str(&format!(" {n:>12}"));
+    }
+    println!("{head}");
+    for (e, w) in model.task_weights.iter().enumerate() {
+        let mut line = format!("{:>5}", e + 1);
+        for v in w {
+            line.push_str(&format!(" {v:>12.5}"));
+        }
+        println!("{line}");
+    }
+    if model.task_weights.is_empty() {
+        println!("(none recorded: the model was saved without a training history)");
+    }
+    tandem::io::plot::allocation_heatmap(heatmap, &names, &alloc)?;
+    tandem::io::plot::weights_plot(weights_plot, &names, &model.task_weights)?;
+    eprintln!("wrote {} and {}", heatmap.display(), weights_plot.display());
     Ok(())
 }
 

@@ -5,11 +5,13 @@ pub mod activation;
 pub mod concat;
 pub mod dense;
 pub mod ensemble;
+pub mod gate;
 pub mod gather;
 pub mod loss;
 pub mod matmul;
 pub mod multitask;
 pub mod optimizer;
+pub mod weighting;
 
 use crate::backend::{Backend, Counters, ProgramId};
 use crate::ops::{BufId, Op};
@@ -167,6 +169,39 @@ pub fn run_op(bufs: &mut [Vec<f32>], op: &Op) {
             u32s_mut(&mut out[0]),
         ),
         Op::StepAdvance { .. } => gather::step_advance(u32s_mut(&mut out[0])),
+        Op::GateSoftmax { args, x, .. } => gate::softmax(args, &b[x.0], &mut out[0]),
+        Op::GateSoftmaxBackward { args, dy, y, .. } => {
+            gate::softmax_backward(args, &b[dy.0], &b[y.0], &mut out[0])
+        }
+        Op::GatedSumForward { args, g, ex, .. } => {
+            gate::sum_forward(args, &b[g.0], &b[ex.0], &mut out[0])
+        }
+        Op::GatedSumBackwardExperts { args, g, dout, .. } => {
+            gate::sum_backward_experts(args, &b[g.0], &b[dout.0], &mut out[0])
+        }
+        Op::GatedSumBackwardGate { args, dout, ex, .. } => {
+            gate::sum_backward_gate(args, &b[dout.0], &b[ex.0], &mut out[0])
+        }
+        Op::UncertaintyWeights { args, params, .. } => {
+            weighting::uncertainty_weights(args, &b[params.0], &mut out[0])
+        }
+        Op::UncertaintyFinish {
+            args,
+            params,
+            counters,
+            ..
+        } => {
+            let (o, rest) = out.split_at_mut(1);
+            let (g, log) = rest.split_at_mut(1);
+            weighting::uncertainty_finish(
+                args,
+                &b[params.0],
+                u32s(&b[counters.0]),
+                &mut o[0],
+                &mut g[0],
+                &mut log[0],
+            )
+        }
     }
     for (id, data) in outputs.into_iter().zip(out) {
         bufs[id.0] = data;

@@ -367,6 +367,7 @@ impl Config {
                 .collect(),
         });
         let train = train_from(&src, &raw.train)?;
+        model.log_vars = train.weighting == Weighting::Uncertainty;
         let data = data_from(&src, &raw.data, &model.tasks, &dir)?;
         Ok(Config {
             path: path.to_path_buf(),

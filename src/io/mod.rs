@@ -4,10 +4,12 @@
 //! - [`npy`]: `.npy` arrays as f32.
 //! - [`table`]: CSV files as string columns.
 //! - [`preprocess`]: CSV cells → standardised / one-hot inputs and class labels, stored with a model.
+//! - [`plot`]: the PNG figures of `tandem inspect` (allocation heatmap, task weights).
 //! - [`dataset`]: a config's data loaded, validated and split into training and validation rows.
 pub mod config;
 pub mod dataset;
 pub mod npy;
+pub mod plot;
 pub mod preprocess;
 pub mod table;
 

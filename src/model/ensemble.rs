@@ -447,6 +447,7 @@ impl EnsembleNet {
             form,
             stacked,
             members,
+            gates: None,
         })
     }
 }

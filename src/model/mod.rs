@@ -1,5 +1,6 @@
 //! Model description, parameters and the training graph.
 pub mod ensemble;
+pub mod mmoe;
 pub mod network;
 pub mod params;
 pub mod shared;
@@ -15,6 +16,11 @@ pub use spec::{
     Activation, Combine, EnsembleSpec, ExpertsSpec, MemberSpec, ModelSpec, TaskKind, TaskSpec,
 };
 
+/// Name prefix of the learned uncertainty-weighting log-variances s_j.
+pub const LOG_VAR_PREFIX: &str = "weighting.log_var.";
+/// Initial s_j (LibMTL's `UW`): λ_j = 1/(2·exp(−0.5)) ≈ 0.82 at the start.
+pub const LOG_VAR_INIT: f32 = -0.5;
+
 /// A model: its spec, parameter values in the flat layout, and the CSV
 /// preprocessing it was trained with (applied again by `predict`).
 #[derive(Debug, Clone)]
@@ -24,6 +30,9 @@ pub struct Model {
     /// Flat parameter values, `network.layout.len` elements.
     pub params: Vec<f32>,
     pub preprocess: Option<Preprocess>,
+    /// λ_j per trained epoch, across every `fit` of this model (saved in the
+    /// metadata as `task_weights`, plotted by `tandem inspect`).
+    pub task_weights: Vec<Vec<f32>>,
 }
 
 impl Model {
@@ -40,12 +49,16 @@ impl Model {
                     *v = rng.random_range(-limit..limit);
                 }
             }
+            if t.name.starts_with(LOG_VAR_PREFIX) {
+                params[t.offset] = LOG_VAR_INIT;
+            }
         }
         let mut model = Model {
             spec,
             network,
             params,
             preprocess: None,
+            task_weights: Vec::new(),
         };
         model.init_stack_combiners();
         model

@@ -5,6 +5,7 @@
 //! [`Graph`]: an input buffer, per-task logits, and two op lists.
 
 use super::ensemble::EnsembleNet;
+use super::mmoe::MmoeNet;
 use super::params::{DenseSlot, ParamLayout};
 use super::shared::SharedNet;
 use super::spec::{Activation, ModelSpec};
@@ -27,6 +28,8 @@ pub enum Arch {
     Shared(SharedNet),
     /// Members with their own trunks and heads, combined per task.
     Ensemble(EnsembleNet),
+    /// Experts + one softmax gate and one head per task (MMoE).
+    Mmoe(MmoeNet),
 }
 
 /// A model's layers, in the parameter layout's order.
@@ -34,6 +37,9 @@ pub enum Arch {
 pub struct Network {
     pub layout: ParamLayout,
     pub arch: Arch,
+    /// Offset of `weighting.log_var.{task}` (one per task, in task order) when
+    /// the model learns uncertainty weights.
+    pub log_vars: Option<usize>,
 }
 
 /// The buffers and ops of one pass over a batch of `batch` rows.
@@ -58,6 +64,8 @@ pub struct Graph {
     /// whether the task's activation is still to be applied (`concat` trains
     /// on member logits): the predictor reports their spread.
     pub members: Vec<Option<MemberOutputs>>,
+    /// Gated architectures: the gates' softmax output [T, N, E] and E.
+    pub gates: Option<(BufId, usize)>,
 }
 
 /// Every member's output for one task, [M, N, C].
@@ -97,11 +105,25 @@ impl Network {
     /// Places every layer of `spec` in a fresh layout (names per DESIGN §3).
     pub fn new(spec: &ModelSpec) -> Network {
         let mut layout = ParamLayout::default();
-        let arch = match &spec.ensemble {
-            Some(e) => Arch::Ensemble(EnsembleNet::new(spec, e, &mut layout)),
-            None => Arch::Shared(SharedNet::new(spec, &mut layout)),
+        let arch = if let Some(e) = &spec.ensemble {
+            Arch::Ensemble(EnsembleNet::new(spec, e, &mut layout))
+        } else if spec.experts.is_some() {
+            Arch::Mmoe(MmoeNet::new(spec, &mut layout))
+        } else {
+            Arch::Shared(SharedNet::new(spec, &mut layout))
         };
-        Network { layout, arch }
+        let log_vars = spec.log_vars.then(|| {
+            let first = layout.len;
+            for t in &spec.tasks {
+                layout.add(&format!("weighting.log_var.{}", t.name), vec![1]);
+            }
+            first
+        });
+        Network {
+            layout,
+            arch,
+            log_vars,
+        }
     }
 
     /// Allocates a pass's buffers on `backend` and records its ops; `train`
@@ -118,14 +140,21 @@ impl Network {
         match &self.arch {
             Arch::Shared(net) => net.graph(backend, spec, batch, train, params, grads),
             Arch::Ensemble(net) => net.graph(backend, spec, batch, train, params, grads),
+            Arch::Mmoe(net) => net.graph(backend, spec, batch, train, params, grads),
         }
     }
 
     /// Ranges of the parameter vector the optimizer updates (frozen members excluded).
     pub fn trainable(&self) -> Vec<Range<usize>> {
         match &self.arch {
-            Arch::Shared(_) => std::iter::once(0..self.layout.len).collect(),
-            Arch::Ensemble(net) => net.trainable(self.layout.len),
+            Arch::Ensemble(net) => {
+                let mut r = net.trainable(self.layout.len);
+                if let Some(first) = self.log_vars {
+                    r.push(first..self.layout.len);
+                }
+                r
+            }
+            _ => std::iter::once(0..self.layout.len).collect(),
         }
     }
 }

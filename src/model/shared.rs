@@ -227,6 +227,7 @@ impl SharedNet {
             form: vec![OutputForm::Logits; spec.tasks.len()],
             stacked: vec![1; spec.tasks.len()],
             members: vec![None; spec.tasks.len()],
+            gates: None,
         })
     }
 }

@@ -75,6 +75,10 @@ pub struct ModelSpec {
     /// A multi-gate mixture of experts replacing the trunk.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub experts: Option<ExpertsSpec>,
+    /// Learned uncertainty weights: one `weighting.log_var.{task}` [1] per task
+    /// (set by `weighting = "uncertainty"`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub log_vars: bool,
     /// An ensemble of members replacing the trunk and heads.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ensemble: Option<EnsembleSpec>,

@@ -64,6 +64,11 @@ pub fn read_into(
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
     let st = deserialize(path, &bytes)?;
     for t in &layout.tensors {
+        if t.name.starts_with(super::LOG_VAR_PREFIX) && st.tensor(&t.name).is_err() {
+            // Weighting state is not a weight: an init file from elsewhere lacks it.
+            values[t.offset] = super::LOG_VAR_INIT;
+            continue;
+        }
         if st.tensor(&t.name).is_err() && optional(&t.name) {
             continue;
         }
@@ -291,6 +296,12 @@ impl Model {
         if let Some(p) = &self.preprocess {
             meta.insert("preprocess".to_string(), p.to_json());
         }
+        if !self.task_weights.is_empty() {
+            meta.insert(
+                "task_weights".to_string(),
+                serde_json::to_string(&self.task_weights).expect("numbers serialise"),
+            );
+        }
         write_tensors(path.as_ref(), &self.network.layout, &self.params, meta)
     }
 
@@ -313,6 +324,10 @@ impl Model {
         model.params = read_tensors(path, &model.network.layout)?;
         if let Some(p) = meta.get("preprocess") {
             model.preprocess = Some(Preprocess::from_json(p)?);
+        }
+        if let Some(w) = meta.get("task_weights") {
+            model.task_weights = serde_json::from_str(w)
+                .map_err(|e| Error::weights(path, format!("metadata `task_weights`: {e}")))?;
         }
         Ok(model)
     }

@@ -81,6 +81,8 @@ pub struct EpochReport {
     pub loss: f32,
     /// Per-task metrics on the validation rows (empty without validation data).
     pub valid: Vec<(String, TaskMetrics)>,
+    /// λ_j as the epoch's last step used them.
+    pub task_weights: Vec<f32>,
 }
 
 /// The whole run.
@@ -142,12 +144,15 @@ pub fn fit(
             }
             _ => Vec::new(),
         };
+        let task_weights = trainer.lambda_history().last().cloned().unwrap_or_default();
+        model.task_weights.push(task_weights.clone());
         let report = EpochReport {
             epoch,
             epochs: cfg.epochs,
             steps,
             loss,
             valid: valid_metrics,
+            task_weights,
         };
         on_event(Event::EpochEnd(&report));
         history.epochs.push(report);
@@ -167,6 +172,20 @@ pub fn forward(
     backend.write(params, 0, &model.params)?;
     let p = Predictor::new(backend, model, params, features, rows)?;
     p.run(backend)
+}
+
+/// The learned allocation of a gated model: per task, the mean over `rows`
+/// of its gate's weight on each expert ([T][E]); None without gates.
+pub fn allocation(
+    model: &Model,
+    features: &[f32],
+    rows: usize,
+    backend: &mut dyn Backend,
+) -> Result<Option<Vec<Vec<f32>>>> {
+    let params = backend.alloc(model.params.len(), "params")?;
+    backend.write(params, 0, &model.params)?;
+    let p = Predictor::new(backend, model, params, features, rows)?;
+    p.mean_gates(backend)
 }
 
 /// Per-task metrics of `model` on `data`.

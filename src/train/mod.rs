@@ -3,9 +3,11 @@ pub mod fit;
 pub mod metrics;
 pub mod predict;
 pub mod trainer;
+pub mod weighting;
 
 pub use fit::{
-    evaluate, fit, forward, open_backend, predict, BackendChoice, EpochReport, Event, History,
+    allocation, evaluate, fit, forward, open_backend, predict, BackendChoice, EpochReport, Event,
+    History,
 };
 pub use predict::{Outputs, Predictions, Predictor, TaskPrediction};
 pub use trainer::{StepLoss, Trainer};

@@ -23,6 +23,8 @@ pub struct Predictor {
     outputs: Vec<usize>,
     rows: usize,
     batch: usize,
+    /// Gated architectures: the gates' softmax [T, N, E] and E.
+    gates: Option<(BufId, usize)>,
 }
 
 /// What a forward pass produced, per task, for every row.
@@ -101,7 +103,39 @@ impl Predictor {
             outputs: model.spec.tasks.iter().map(|t| t.outputs).collect(),
             rows,
             batch,
+            gates: graph.gates,
         })
+    }
+
+    /// Per task, the mean over all rows of its gate's weight on each expert
+    /// ([T][E]: the learned allocation); None for a model without gates.
+    pub fn mean_gates(&self, backend: &mut dyn Backend) -> Result<Option<Vec<Vec<f32>>>> {
+        let Some((buf, experts)) = self.gates else {
+            return Ok(None);
+        };
+        let tasks = self.outputs.len();
+        let mut sum = vec![vec![0.0f64; experts]; tasks];
+        let chunks = self.rows.div_ceil(self.batch);
+        for chunk in 0..chunks {
+            backend.write_u32(self.counters, 0, &[chunk as u32])?;
+            backend.run(self.program, 1)?;
+            let valid = (self.rows - chunk * self.batch).min(self.batch);
+            let g = backend.read(buf)?;
+            for (j, s) in sum.iter_mut().enumerate() {
+                for n in 0..valid {
+                    let row = (j * self.batch + n) * experts;
+                    for (e, v) in s.iter_mut().enumerate() {
+                        *v += g[row + e] as f64;
+                    }
+                }
+            }
+        }
+        let rows = self.rows.max(1) as f64;
+        Ok(Some(
+            sum.into_iter()
+                .map(|s| s.into_iter().map(|v| (v / rows) as f32).collect())
+                .collect(),
+        ))
     }
 
     /// Every task's output for every row (one readback per chunk and buffer).

@@ -4,8 +4,9 @@
 //! one recorded program, replayed `STEPS_PER_SUBMIT` steps per submit. Per-step
 //! losses accumulate in a device buffer read once per epoch.
 
+use super::weighting::Weighter;
 use crate::backend::{Backend, ProgramId};
-use crate::io::{Dataset, OptimizerKind, TrainConfig, Weighting};
+use crate::io::{Dataset, OptimizerKind, TrainConfig};
 use crate::model::network::OutputForm;
 use crate::model::{Model, TaskKind};
 use crate::ops::*;
@@ -20,7 +21,7 @@ pub const STEPS_PER_SUBMIT: u32 = 32;
 /// Losses of one optimizer step, computed on its batch before its update.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StepLoss {
-    /// The objective Σ λ_j L_j.
+    /// The objective: Σ λ_j L_j (plus Σ s_j/2 under uncertainty weighting).
     pub total: f32,
     /// Each task's unweighted masked mean loss L_j.
     pub tasks: Vec<f32>,
@@ -37,6 +38,8 @@ struct Buffers {
     counters: BufId,
     idx: BufId,
     log: BufId,
+    /// λ_j of the step.
+    lambda: BufId,
 }
 
 /// Trains one model on one backend.
@@ -53,6 +56,9 @@ pub struct Trainer {
     epoch: usize,
     global_step: u64,
     flops_per_step: u64,
+    weighter: Weighter,
+    /// Per finished epoch, λ_j as used by its last step.
+    lambda_history: Vec<Vec<f32>>,
 }
 
 /// Checks that `data` fits `model` before anything is uploaded.
@@ -93,12 +99,7 @@ impl Trainer {
         cfg: &TrainConfig,
     ) -> Result<Trainer> {
         check_data(model, train, "training")?;
-        if cfg.weighting != Weighting::Fixed {
-            return Err(Error::Invalid(format!(
-                "weighting {:?} is not available yet; use \"fixed\"",
-                cfg.weighting
-            )));
-        }
+        let weighter = Weighter::new(cfg.weighting, &model.spec, &model.network)?;
         if train.rows == 0 {
             return Err(Error::Invalid("the training data has no rows".into()));
         }
@@ -141,8 +142,6 @@ impl Trainer {
         let loss_rows = graph.stacked.iter().max().copied().unwrap_or(1) * batch;
         let stats = b.alloc(tasks * loss_rows * 2, "loss stats")?;
         let lambda = b.alloc(tasks, "task weights")?;
-        let weights: Vec<f32> = spec.tasks.iter().map(|t| t.weight).collect();
-        b.write(lambda, 0, &weights)?;
         let out = b.alloc(2 * tasks + 1, "task losses")?;
         let log = b.alloc(steps_per_epoch * (tasks + 1), "loss log")?;
 
@@ -222,6 +221,7 @@ impl Trainer {
                 },
             });
         }
+        ops.extend(weighter.before_reduce(params, lambda));
         ops.push(Op::MultitaskLossReduce {
             args: ReduceArgs {
                 tasks: tasks as u32,
@@ -235,6 +235,7 @@ impl Trainer {
             out,
             log,
         });
+        ops.extend(weighter.after_reduce(params, counters, out, grads, log, steps_per_epoch));
         for (j, t) in spec.tasks.iter().enumerate() {
             ops.push(Op::LossGradScale {
                 args: ScaleArgs {
@@ -298,6 +299,7 @@ impl Trainer {
                 counters,
                 idx,
                 log,
+                lambda,
             },
             step,
             rows,
@@ -309,6 +311,8 @@ impl Trainer {
             epoch: 0,
             global_step: 0,
             flops_per_step,
+            weighter,
+            lambda_history: Vec::new(),
         })
     }
 
@@ -353,6 +357,9 @@ impl Trainer {
     pub fn train_epoch(&mut self, progress: &mut dyn FnMut(usize, usize)) -> Result<Vec<StepLoss>> {
         let order = self.row_order();
         let b = self.backend.as_mut();
+        if let Some(lambda) = self.weighter.epoch_lambda() {
+            b.write(self.bufs.lambda, 0, &lambda)?;
+        }
         b.write_u32(self.bufs.idx, 0, &order)?;
         b.write_u32(self.bufs.counters, 0, &[0, self.global_step as u32])?;
         let mut done = 0;
@@ -363,16 +370,26 @@ impl Trainer {
             progress(done, self.steps_per_epoch);
         }
         let log = b.read(self.bufs.log)?;
+        self.lambda_history.push(b.read(self.bufs.lambda)?);
         self.epoch += 1;
         self.global_step += self.steps_per_epoch as u64;
         let t = self.tasks;
-        Ok(log
+        let steps: Vec<StepLoss> = log
             .chunks_exact(t + 1)
             .map(|c| StepLoss {
                 total: c[0],
                 tasks: c[1..].to_vec(),
             })
-            .collect())
+            .collect();
+        let per_task: Vec<Vec<f32>> = steps.iter().map(|s| s.tasks.clone()).collect();
+        self.weighter.end_epoch(&per_task);
+        Ok(steps)
+    }
+
+    /// λ_j per finished epoch, as its last step used them (the configured
+    /// weights for `fixed`, DWA's per-epoch weights, 1/(2·exp(s_j)) for uncertainty).
+    pub fn lambda_history(&self) -> &[Vec<f32>] {
+        &self.lambda_history
     }
 
     /// Reads the current parameters back into `model`.
