@@ -137,7 +137,12 @@ fn cfg(epochs: usize) -> TrainConfig {
 #[test]
 fn every_combiner_trains_the_same_on_both_backends() {
     let train = data(50);
-    for combine in [Combine::Stack, Combine::Mean, Combine::Concat] {
+    for combine in [
+        Combine::Stack,
+        Combine::Mean,
+        Combine::Concat,
+        Combine::Gate,
+    ] {
         let mut results = Vec::new();
         for b in backends() {
             let mut model = Model::new(ensemble_spec(combine), 1);

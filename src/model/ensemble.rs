@@ -5,6 +5,7 @@
 //!   stack:  z = [o_0 … o_{M−1}]·Wᵀ + b          combiner.{task} [C, M·C], logits
 //!   mean:   p = (1/M) Σ_m o_m                     soft voting (probabilities for binary)
 //!   concat: every member output trained against the target (the seed's literal form)
+//!   gate:   p = Σ_m g_m·o_m, g = softmax(x·W_gᵀ + b_g)   attention over members, combiner.{task} [M, I]
 //!
 //! Members of one architecture that sit next to each other in the config form
 //! a group whose layers run as ONE dense dispatch over all its members (member
@@ -19,7 +20,7 @@ use super::network::{Graph, Layer, MemberOutputs, OutputForm};
 use super::params::{DenseSlot, ParamLayout};
 use super::spec::{Activation, Combine, EnsembleSpec, ModelSpec, TaskKind};
 use crate::backend::Backend;
-use crate::ops::{BufId, DenseArgs, EnsembleArgs, Op};
+use crate::ops::{BufId, DenseArgs, EnsembleArgs, GateArgs, Op};
 use crate::Result;
 use std::ops::Range;
 
@@ -157,6 +158,11 @@ impl EnsembleNet {
                         m * t.outputs,
                         t.outputs,
                     ),
+                    act: Activation::Identity,
+                }),
+                // The gate's logits over members, computed from the input.
+                Combine::Gate => Some(Layer {
+                    slot: layout.add_dense(&format!("combiner.{}", t.name), spec.inputs, m),
                     act: Activation::Identity,
                 }),
                 _ => None,
@@ -352,9 +358,79 @@ impl EnsembleNet {
                     stacked.push(m);
                 }
                 Combine::Gate => {
-                    return Err(crate::Error::Invalid(
-                        "combine = \"gate\" is not available yet; use stack, mean or concat".into(),
-                    ))
+                    // g = softmax(x·W_gᵀ + b_g) [N, M];  out[n, c] = Σ_m g[n, m]·o_m[n, c]
+                    let layer = self.combiners[j].expect("gate has a combiner per task");
+                    let glog = b.alloc(n * m, &format!("gate logits {}", t.name))?;
+                    let g = b.alloc(n * m, &format!("gate {}", t.name))?;
+                    let out = b.alloc(n * c, &format!("combined {}", t.name))?;
+                    let a = dense(&layer, n, 1, 0);
+                    let ga = GateArgs {
+                        rows: n as u32,
+                        experts: m as u32,
+                        width: c as u32,
+                        g_stride: m as u32,
+                        ..Default::default()
+                    };
+                    forward.push(Op::DenseForward {
+                        args: a,
+                        x,
+                        params,
+                        y: glog,
+                    });
+                    forward.push(Op::GateSoftmax {
+                        args: ga,
+                        x: glog,
+                        y: g,
+                    });
+                    forward.push(Op::GatedSumForward {
+                        args: ga,
+                        g,
+                        ex: outs[j],
+                        out,
+                    });
+                    let dz = if train {
+                        let grads = grads.expect("training graph");
+                        let dz = b.alloc(n * c, &format!("d combined {}", t.name))?;
+                        let dg = b.alloc(n * m, &format!("d gate {}", t.name))?;
+                        let dglog = b.alloc(n * m, &format!("d gate logits {}", t.name))?;
+                        let dex = douts[j].expect("training graph");
+                        combine_backward.push(Op::GatedSumBackwardExperts {
+                            args: ga,
+                            g,
+                            dout: dz,
+                            dex,
+                        });
+                        combine_backward.push(Op::GatedSumBackwardGate {
+                            args: ga,
+                            dout: dz,
+                            ex: outs[j],
+                            dg,
+                        });
+                        combine_backward.push(Op::GateSoftmaxBackward {
+                            args: ga,
+                            dy: dg,
+                            y: g,
+                            dx: dglog,
+                        });
+                        combine_backward.push(Op::DenseBackwardWeight {
+                            args: a,
+                            dy: dglog,
+                            y: glog,
+                            x,
+                            grads,
+                        });
+                        Some(dz)
+                    } else {
+                        None
+                    };
+                    logits.push(out);
+                    logits_grad.push(dz);
+                    form.push(if t.kind == TaskKind::Binary {
+                        OutputForm::Probabilities
+                    } else {
+                        OutputForm::Logits
+                    });
+                    stacked.push(1);
                 }
             }
         }
