@@ -151,6 +151,7 @@ fn dense_forward(@builtin(workgroup_id) wid: vec3<u32>,
 
 // ---------------------------------------------------------------------------
 // dense_backward_input: dx[n, i] (+)= Σ_o dz[n, o] · W[o, i],  dz = dy ⊙ act'(y)
+// (summed over batch items when they share their input)
 // ---------------------------------------------------------------------------
 @group(0) @binding(0) var<uniform> bi: DenseArgs;
 @group(0) @binding(1) var<storage, read> bi_dy: array<f32>;
@@ -162,13 +163,16 @@ fn dense_forward(@builtin(workgroup_id) wid: vec3<u32>,
 fn dense_backward_input(@builtin(workgroup_id) wid: vec3<u32>,
                         @builtin(num_workgroups) nwg: vec3<u32>,
                         @builtin(local_invocation_id) lid: vec3<u32>) {
-    let t = tile_id(wid, nwg, bi.n, bi.i, bi.batches);
+    // Batch items that share one input (x_bstride = 0) sum into one dx: the
+    // product runs over K = batches·O, k = bt·O + o (heads of several tasks on
+    // one trunk, members on one input). Otherwise each item has its own dx.
+    let summed = bi.x_bstride == 0u && bi.batches > 1u;
+    let t = tile_id(wid, nwg, bi.n, bi.i, select(bi.batches, 1u, summed));
     if (!t.valid) { return; }
     let tx = lid.x;
     let ty = lid.y;
     let tid = ty * 16u + tx;
-    let w0 = bi.w_off + t.bt * bi.w_bstride;
-    let yb = t.bt * bi.y_bstride;
+    let kdim = select(bi.o, bi.o * bi.batches, summed);
     var acc: array<vec4<f32>, 4>;
     // A = dz [N, O] with k = o contiguous: stage row (tid % 64), k = 4·(tid / 64) .. +3.
     let lr = tid % TILE;
@@ -176,22 +180,27 @@ fn dense_backward_input(@builtin(workgroup_id) wid: vec3<u32>,
     // B = W [O, I] with the output column i contiguous: stage k = tid / 16, cols 4·(tid % 16) .. +3.
     let bk = tid / Q;
     let bc = (tid % Q) * 4u;
-    for (var k0 = 0u; k0 < bi.o; k0 += TK) {
+    for (var k0 = 0u; k0 < kdim; k0 += TK) {
         let row = t.row0 + lr;
         for (var j = 0u; j < 4u; j++) {
             let k = k0 + lk + j;
             var a = 0.0;
-            if (row < bi.n && k < bi.o) {
-                let at = yb + row * bi.o + k;
+            if (row < bi.n && k < kdim) {
+                let bt = select(t.bt, k / bi.o, summed);
+                let at = bt * bi.y_bstride + row * bi.o + k % bi.o;
                 a = bi_dy[bi.dy_off + at] * activate_grad(bi_y[bi.y_off + at], bi.act);
             }
             tile_a[(lk + j) * Q + lr / 4u][lr % 4u] = a;
         }
         let k = k0 + bk;
         var b = vec4<f32>(0.0);
-        for (var j = 0u; j < 4u; j++) {
-            let col = t.col0 + bc + j;
-            if (k < bi.o && col < bi.i) { b[j] = bi_p[w0 + k * bi.i + col]; }
+        if (k < kdim) {
+            let bt = select(t.bt, k / bi.o, summed);
+            let w0 = bi.w_off + bt * bi.w_bstride + (k % bi.o) * bi.i;
+            for (var j = 0u; j < 4u; j++) {
+                let col = t.col0 + bc + j;
+                if (col < bi.i) { b[j] = bi_p[w0 + col]; }
+            }
         }
         tile_b[bk * Q + bc / 4u] = b;
         workgroupBarrier();

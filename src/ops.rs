@@ -192,7 +192,8 @@ pub enum Op {
         params: BufId,
         y: BufId,
     },
-    /// dx (+)= (dy ⊙ act'(y))·W.
+    /// dx (+)= (dy ⊙ act'(y))·W; batch items sharing their input
+    /// (`x_bstride` = 0) sum into one dx.
     DenseBackwardInput {
         args: DenseArgs,
         dy: BufId,
@@ -546,6 +547,7 @@ impl Op {
     pub fn workgroups(&self) -> u32 {
         match self {
             Op::DenseForward { args, .. } => args.batches * tiles(args.n, args.o),
+            Op::DenseBackwardInput { args, .. } if args.x_bstride == 0 => tiles(args.n, args.i),
             Op::DenseBackwardInput { args, .. } => args.batches * tiles(args.n, args.i),
             Op::DenseBackwardWeight { args, .. } => args.batches * tiles(args.o, args.i + 1),
             Op::ActivationForward { args, .. } | Op::ActivationBackward { args, .. } => {

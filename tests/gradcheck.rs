@@ -345,3 +345,58 @@ fn uncertainty_gradient_matches_finite_differences() {
         assert_grad(&format!("uncertainty ds[{}]", k - 2), fd, grads[k]);
     }
 }
+
+/// Objective of a batched dense layer: Σ r ⊙ y over every batch item.
+fn batched_objective(a: &DenseArgs, x: &[f32], p: &[f32], r: &[f32]) -> f32 {
+    let mut y = vec![0.0; (a.batches * a.n * a.o) as usize];
+    dense::forward(a, x, p, &mut y);
+    y.iter().zip(r).map(|(y, r)| y * r).sum()
+}
+
+#[test]
+fn batched_dense_over_a_shared_input_matches_finite_differences() {
+    // Three items (members, or heads of tasks) on one input, in the grouped
+    // layout: the CPU runs them as one wide product; dx sums over the items.
+    let (n, i, o, b) = (3u32, 5u32, 4u32, 3u32);
+    for act in 0..4u32 {
+        let a = DenseArgs {
+            n,
+            i,
+            o,
+            act,
+            w_off: 0,
+            b_off: b * o * i,
+            batches: b,
+            x_bstride: 0,
+            w_bstride: o * i,
+            b_bstride: o,
+            y_bstride: n * o,
+            ..Default::default()
+        };
+        let x = random(40 + act as u64, (n * i) as usize, -1.0, 1.0);
+        let p = random(41 + act as u64, (b * (o * i + o)) as usize, -0.7, 0.7);
+        let r = random(42 + act as u64, (b * n * o) as usize, -1.0, 1.0);
+        let mut y = vec![0.0; (b * n * o) as usize];
+        dense::forward(&a, &x, &p, &mut y);
+        let mut dx = vec![0.0; x.len()];
+        dense::backward_input(&a, &r, &y, &p, &mut dx);
+        let mut g = vec![0.0; p.len()];
+        dense::backward_weight(&a, &r, &y, &x, &mut g);
+        for k in 0..x.len() {
+            let (mut xp, mut xm) = (x.clone(), x.clone());
+            xp[k] += H;
+            xm[k] -= H;
+            let fd = (batched_objective(&a, &xp, &p, &r) - batched_objective(&a, &xm, &p, &r))
+                / (2.0 * H);
+            assert_grad(&format!("shared batched act {act} dx[{k}]"), fd, dx[k]);
+        }
+        for k in 0..p.len() {
+            let (mut pp, mut pm) = (p.clone(), p.clone());
+            pp[k] += H;
+            pm[k] -= H;
+            let fd = (batched_objective(&a, &x, &pp, &r) - batched_objective(&a, &x, &pm, &r))
+                / (2.0 * H);
+            assert_grad(&format!("shared batched act {act} dparam[{k}]"), fd, g[k]);
+        }
+    }
+}

@@ -138,6 +138,19 @@ fn dense_setup(
     DenseBufs { args, x, params }
 }
 
+/// Switches a batched layer to the grouped layout: every item's W in one
+/// contiguous [B·O, I] matrix, then every b (`ParamLayout::add_dense_group`).
+fn grouped(mut a: DenseArgs) -> DenseArgs {
+    a.w_bstride = a.o * a.i;
+    a.b_off = a.w_off + a.batches * a.o * a.i;
+    a.b_bstride = a.o;
+    a
+}
+
+/// Batched cases (n, i, o, act, batches) over one shared input.
+const SHARED_CASES: &[(u32, u32, u32, u32, u32)] =
+    &[(33, 9, 70, 2, 3), (65, 17, 3, 1, 4), (1, 1, 1, 3, 2)];
+
 fn dense_forward(h: &mut Harness) -> String {
     let mut worst = 0.0f32;
     let mut cases = 0;
@@ -172,6 +185,24 @@ fn dense_forward(h: &mut Harness) -> String {
         y,
     };
     worst = worst.max(h.check("dense_forward batched", &[op], DENSE_TOL.0, DENSE_TOL.1));
+    // Items sharing their input in the grouped layout (one wide product on the CPU).
+    for &(n, i, o, act, b) in SHARED_CASES {
+        h.gpu_reset();
+        let d = dense_setup(h, n, i, o, act, b, true);
+        let y = h.output("y", 2, (b * n * o) as usize);
+        let op = Op::DenseForward {
+            args: grouped(d.args),
+            x: d.x,
+            params: d.params,
+            y,
+        };
+        worst = worst.max(h.check(
+            &format!("dense_forward grouped {b}x{n}x{i}x{o}"),
+            &[op],
+            DENSE_TOL.0,
+            DENSE_TOL.1,
+        ));
+    }
     // More than 65,535 tiles: the grid folds into a second dimension.
     h.gpu_reset();
     let n = 65_536 * 64 + 3;
@@ -222,8 +253,38 @@ fn dense_backward_input(h: &mut Harness) -> String {
             ));
         }
     }
+    // Items sharing their input sum into one dx, in both layouts.
+    for &(n, i, o, act, b) in SHARED_CASES {
+        for (layout, acc) in [("interleaved", 0), ("grouped", 1)] {
+            h.gpu_reset();
+            let d = dense_setup(h, n, i, o, act, b, true);
+            let mut args = if layout == "grouped" {
+                grouped(d.args)
+            } else {
+                d.args
+            };
+            args.accumulate = acc;
+            let s = seed(&[n, i, o, b, 13]);
+            let y = h.buffer("y", 2, &random(s, (b * n * o) as usize, 0.01, 0.99));
+            let dy = h.buffer("dy", 4, &random(s + 1, (b * n * o) as usize, -1.0, 1.0));
+            let dx = h.buffer("dx", 1, &random(s + 2, (n * i) as usize, -1.0, 1.0));
+            let op = Op::DenseBackwardInput {
+                args,
+                dy,
+                y,
+                params: d.params,
+                dx,
+            };
+            worst = worst.max(h.check(
+                &format!("dense_backward_input shared {layout} {b}x{n}x{i}x{o}"),
+                &[op],
+                DENSE_TOL.0,
+                DENSE_TOL.1,
+            ));
+        }
+    }
     format!(
-        "{} shapes x 4 activations, max |Δ| {worst:.2e}",
+        "{} shapes x 4 activations (+shared input summed), max |Δ| {worst:.2e}",
         DENSE_SHAPES.len()
     )
 }
@@ -273,6 +334,36 @@ fn dense_backward_weight(h: &mut Harness) -> String {
         DENSE_TOL.0,
         DENSE_TOL.1,
     ));
+    // Items sharing their input in the grouped layout (one wide product on the CPU).
+    for &(n, i, o, act, b) in SHARED_CASES {
+        for acc in [0, 1] {
+            h.gpu_reset();
+            let d = dense_setup(h, n, i, o, act, b, true);
+            let mut args = grouped(d.args);
+            args.accumulate = acc;
+            let s = seed(&[n, i, o, b, 17]);
+            let y = h.buffer("y", 2, &random(s, (b * n * o) as usize, 0.01, 0.99));
+            let dy = h.buffer("dy", 4, &random(s + 1, (b * n * o) as usize, -1.0, 1.0));
+            let grads = h.buffer(
+                "grads",
+                5,
+                &random(s + 2, (b * (o * i + o)) as usize, -1.0, 1.0),
+            );
+            let op = Op::DenseBackwardWeight {
+                args,
+                dy,
+                y,
+                x: d.x,
+                grads,
+            };
+            worst = worst.max(h.check(
+                &format!("dense_backward_weight grouped {b}x{n}x{i}x{o} acc {acc}"),
+                &[op],
+                DENSE_TOL.0,
+                DENSE_TOL.1,
+            ));
+        }
+    }
     format!(
         "{} shapes x 4 activations (+batched), max |Δ| {worst:.2e}",
         DENSE_SHAPES.len()

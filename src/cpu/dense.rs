@@ -67,8 +67,64 @@ fn with_output_grad<R>(
     r
 }
 
+/// True when several batch items share one input and their weights form one
+/// contiguous [B·O, I] matrix (and their biases one [B·O] vector): the items
+/// are then one wide matrix product instead of B narrow ones.
+fn fused(a: &DenseArgs) -> bool {
+    a.batches > 1 && a.x_bstride == 0 && a.w_bstride == a.i * a.o && a.b_bstride == a.o
+}
+
+/// dz of every batch item side by side: [N, B·O], dz[n, bt·O + o].
+fn output_grads_side_by_side(a: &DenseArgs, dy: &[f32], y: &[f32]) -> Vec<f32> {
+    let d = dims(a);
+    let wide = a.batches as usize * d.o;
+    let mut all = vec![0.0f32; d.n * wide];
+    for bt in 0..a.batches as usize {
+        with_output_grad(a, bt, dy, y, |dz| {
+            for (row, src) in dz.chunks_exact(d.o.max(1)).enumerate() {
+                all[row * wide + bt * d.o..row * wide + (bt + 1) * d.o].copy_from_slice(src);
+            }
+        });
+    }
+    all
+}
+
+/// `forward` for fused batch items: one [N, I]·[I, B·O] product, then bias,
+/// activation and the scatter to each item's [N, O] block.
+fn forward_fused(a: &DenseArgs, x: &[f32], params: &[f32], y: &mut [f32]) {
+    let d = dims(a);
+    let wide = a.batches as usize * d.o;
+    let mut out = vec![0.0f32; d.n * wide];
+    matmul(
+        d.n,
+        wide,
+        d.i,
+        &mut out,
+        Layout::rows(0, wide),
+        false,
+        x,
+        Layout::rows(a.x_off as usize, d.i),
+        params,
+        Layout::transposed(a.w_off as usize, d.i),
+    );
+    let bias = &params[a.b_off as usize..a.b_off as usize + wide];
+    for bt in 0..a.batches as usize {
+        let y0 = a.y_off as usize + bt * a.y_bstride as usize;
+        for row in 0..d.n {
+            let src = &out[row * wide + bt * d.o..row * wide + (bt + 1) * d.o];
+            let dst = &mut y[y0 + row * d.o..y0 + (row + 1) * d.o];
+            for ((v, s), b) in dst.iter_mut().zip(src).zip(&bias[bt * d.o..]) {
+                *v = activate(s + b, a.act);
+            }
+        }
+    }
+}
+
 /// y[n, o] = act(Σ_k x[n, k]·W[o, k] + b[o]).
 pub fn forward(a: &DenseArgs, x: &[f32], params: &[f32], y: &mut [f32]) {
+    if fused(a) {
+        return forward_fused(a, x, params, y);
+    }
     let d = dims(a);
     for bt in 0..a.batches as usize {
         let x0 = a.x_off as usize + bt * a.x_bstride as usize;
@@ -105,9 +161,50 @@ pub fn forward(a: &DenseArgs, x: &[f32], params: &[f32], y: &mut [f32]) {
     }
 }
 
-/// dx[n, i] (+)= Σ_o dz[n, o]·W[o, i],  dz = dy ⊙ act'(y).
+/// dx[n, i] (+)= Σ_o dz[n, o]·W[o, i],  dz = dy ⊙ act'(y). Batch items that
+/// share their input (x_bstride = 0) sum into one dx.
 pub fn backward_input(a: &DenseArgs, dy: &[f32], y: &[f32], params: &[f32], dx: &mut [f32]) {
     let d = dims(a);
+    if a.batches > 1 && a.x_bstride == 0 {
+        let x0 = a.dx_off as usize;
+        if a.w_bstride == a.i * a.o {
+            // One product over K = B·O: [N, B·O]·[B·O, I].
+            let wide = a.batches as usize * d.o;
+            let dz = output_grads_side_by_side(a, dy, y);
+            matmul(
+                d.n,
+                d.i,
+                wide,
+                dx,
+                Layout::rows(x0, d.i),
+                a.accumulate != 0,
+                &dz,
+                Layout::rows(0, wide),
+                params,
+                Layout::rows(a.w_off as usize, d.i),
+            );
+        } else {
+            for bt in 0..a.batches as usize {
+                let w0 = a.w_off as usize + bt * a.w_bstride as usize;
+                let acc = a.accumulate != 0 || bt > 0;
+                with_output_grad(a, bt, dy, y, |dz| {
+                    matmul(
+                        d.n,
+                        d.i,
+                        d.o,
+                        dx,
+                        Layout::rows(x0, d.i),
+                        acc,
+                        dz,
+                        Layout::rows(0, d.o),
+                        params,
+                        Layout::rows(w0, d.i),
+                    )
+                });
+            }
+        }
+        return;
+    }
     for bt in 0..a.batches as usize {
         let w0 = a.w_off as usize + bt * a.w_bstride as usize;
         let x0 = a.dx_off as usize + bt * a.x_bstride as usize;
@@ -131,6 +228,33 @@ pub fn backward_input(a: &DenseArgs, dy: &[f32], y: &[f32], params: &[f32], dx: 
 /// dW[o, i] (+)= Σ_n dz[n, o]·x[n, i],  db[o] (+)= Σ_n dz[n, o], into `grads`.
 pub fn backward_weight(a: &DenseArgs, dy: &[f32], y: &[f32], x: &[f32], grads: &mut [f32]) {
     let d = dims(a);
+    if fused(a) {
+        // All items' dW as one [B·O, I] product: dWᵀ = xᵀ·dz_all.
+        let wide = a.batches as usize * d.o;
+        let dz = output_grads_side_by_side(a, dy, y);
+        matmul(
+            d.i,
+            wide,
+            d.n,
+            grads,
+            Layout::transposed(a.w_off as usize, d.i),
+            a.accumulate != 0,
+            x,
+            Layout::transposed(a.x_off as usize, d.i),
+            &dz,
+            Layout::rows(0, wide),
+        );
+        let db = &mut grads[a.b_off as usize..a.b_off as usize + wide];
+        if a.accumulate == 0 {
+            db.fill(0.0);
+        }
+        for row in dz.chunks_exact(wide.max(1)) {
+            for (g, v) in db.iter_mut().zip(row) {
+                *g += v;
+            }
+        }
+        return;
+    }
     for bt in 0..a.batches as usize {
         let x0 = a.x_off as usize + bt * a.x_bstride as usize;
         let w0 = a.w_off as usize + bt * a.w_bstride as usize;

@@ -9,26 +9,26 @@
 //!
 //! Members of one architecture that sit next to each other in the config form
 //! a group whose layers run as ONE dense dispatch over all its members (member
-//! index on the grid): their tensors are laid out layer by layer with a fixed
-//! stride. Members of different shapes form separate groups in the same step.
+//! index on the grid): per layer, all their weights are one contiguous matrix
+//! and all their biases one vector (`ParamLayout::add_dense_group`). Members of different shapes form separate groups in the same step.
 //! A frozen group gets no gradient buffers, no backward ops and no optimizer range.
 //!
 //! Buffers for a batch of N: member trunks [G, N, H_l] per group; member
 //! outputs [M, N, C] per task (member-major, all groups); stack rows [N, M·C].
 
 use super::network::{Graph, Layer, MemberOutputs, OutputForm};
-use super::params::{DenseSlot, ParamLayout};
+use super::params::ParamLayout;
 use super::spec::{Activation, Combine, EnsembleSpec, ModelSpec, TaskKind};
 use crate::backend::Backend;
 use crate::ops::{BufId, DenseArgs, EnsembleArgs, GateArgs, Op};
 use crate::Result;
 use std::ops::Range;
 
-/// One layer of a group: the first member's slot; member k's is `stride·k` further.
+/// One layer of a group: the first member's slot; member k's W is `k·in·out`
+/// and its b `k·out` further (`ParamLayout::add_dense_group`).
 #[derive(Debug, Clone, Copy)]
 pub struct GroupLayer {
     pub layer: Layer,
-    pub stride: usize,
 }
 
 /// Consecutive members of one architecture and trainability.
@@ -67,17 +67,19 @@ pub fn member_output_activation(kind: TaskKind, combine: Combine) -> Activation 
     }
 }
 
-fn dense(layer: &Layer, n: usize, batches: usize, stride: usize) -> DenseArgs {
+/// A dense layer applied by `batches` members at once (parameters per `add_dense_group`).
+fn dense(layer: &Layer, n: usize, batches: usize) -> DenseArgs {
+    let (i, o) = (layer.slot.inputs, layer.slot.outputs);
     DenseArgs {
         n: n as u32,
-        i: layer.slot.inputs as u32,
-        o: layer.slot.outputs as u32,
+        i: i as u32,
+        o: o as u32,
         act: layer.act.code(),
         w_off: layer.slot.w as u32,
         b_off: layer.slot.b() as u32,
         batches: batches as u32,
-        w_bstride: stride as u32,
-        b_bstride: stride as u32,
+        w_bstride: (i * o) as u32,
+        b_bstride: o as u32,
         ..Default::default()
     }
 }
@@ -102,39 +104,31 @@ impl EnsembleNet {
             let mut trunk = Vec::new();
             let mut width = spec.inputs;
             for (l, &h) in first.trunk.iter().enumerate() {
-                let mut slot0: Option<DenseSlot> = None;
-                for m in &e.members[start..end] {
-                    let s = layout.add_dense(&format!("members.{}.trunk.{l}", m.name), width, h);
-                    slot0.get_or_insert(s);
-                }
-                let slot = slot0.expect("a group has members");
+                let names: Vec<String> = e.members[start..end]
+                    .iter()
+                    .map(|m| format!("members.{}.trunk.{l}", m.name))
+                    .collect();
+                let slot = layout.add_dense_group(&names, width, h);
                 trunk.push(GroupLayer {
                     layer: Layer {
                         slot,
                         act: first.activation,
                     },
-                    stride: slot.len(),
                 });
                 width = h;
             }
             let mut heads = Vec::new();
             for t in &spec.tasks {
-                let mut slot0: Option<DenseSlot> = None;
-                for m in &e.members[start..end] {
-                    let s = layout.add_dense(
-                        &format!("members.{}.heads.{}.0", m.name, t.name),
-                        width,
-                        t.outputs,
-                    );
-                    slot0.get_or_insert(s);
-                }
-                let slot = slot0.expect("a group has members");
+                let names: Vec<String> = e.members[start..end]
+                    .iter()
+                    .map(|m| format!("members.{}.heads.{}.0", m.name, t.name))
+                    .collect();
+                let slot = layout.add_dense_group(&names, width, t.outputs);
                 heads.push(GroupLayer {
                     layer: Layer {
                         slot,
                         act: member_output_activation(t.kind, e.combine),
                     },
-                    stride: slot.len(),
                 });
             }
             groups.push(MemberGroup {
@@ -235,7 +229,7 @@ impl EnsembleNet {
             let mut input = x;
             let mut in_stride = 0;
             for (gl, &(y, _)) in g.trunk.iter().zip(&ys) {
-                let mut a = dense(&gl.layer, n, gm, gl.stride);
+                let mut a = dense(&gl.layer, n, gm);
                 a.x_bstride = in_stride as u32;
                 a.y_bstride = (n * gl.layer.slot.outputs) as u32;
                 forward.push(Op::DenseForward {
@@ -248,7 +242,7 @@ impl EnsembleNet {
                 in_stride = n * gl.layer.slot.outputs;
             }
             for (j, (gl, t)) in g.heads.iter().zip(&spec.tasks).enumerate() {
-                let mut a = dense(&gl.layer, n, gm, gl.stride);
+                let mut a = dense(&gl.layer, n, gm);
                 a.x_bstride = in_stride as u32;
                 a.y_off = (g.members.start * n * t.outputs) as u32;
                 a.y_bstride = (n * t.outputs) as u32;
@@ -285,7 +279,7 @@ impl EnsembleNet {
                         src: outs[j],
                         dst: rows,
                     });
-                    let a = dense(&layer, n, 1, 0);
+                    let a = dense(&layer, n, 1);
                     forward.push(Op::DenseForward {
                         args: a,
                         x: rows,
@@ -363,7 +357,7 @@ impl EnsembleNet {
                     let glog = b.alloc(n * m, &format!("gate logits {}", t.name))?;
                     let g = b.alloc(n * m, &format!("gate {}", t.name))?;
                     let out = b.alloc(n * c, &format!("combined {}", t.name))?;
-                    let a = dense(&layer, n, 1, 0);
+                    let a = dense(&layer, n, 1);
                     let ga = GateArgs {
                         rows: n as u32,
                         experts: m as u32,
@@ -445,7 +439,7 @@ impl EnsembleNet {
                 let gm = g.members.len();
                 let last_grad = ys.last().and_then(|(_, dy)| *dy);
                 for (j, (gl, t)) in g.heads.iter().zip(&spec.tasks).enumerate() {
-                    let mut a = dense(&gl.layer, n, gm, gl.stride);
+                    let mut a = dense(&gl.layer, n, gm);
                     a.x_bstride = *last_stride as u32;
                     a.y_off = (g.members.start * n * t.outputs) as u32;
                     a.dy_off = a.y_off;
@@ -473,7 +467,7 @@ impl EnsembleNet {
                     let gl = &g.trunk[l];
                     let (y, dy) = ys[l];
                     let dy = dy.expect("trainable group has gradients");
-                    let mut a = dense(&gl.layer, n, gm, gl.stride);
+                    let mut a = dense(&gl.layer, n, gm);
                     a.y_bstride = (n * gl.layer.slot.outputs) as u32;
                     let (input, in_stride) = if l > 0 {
                         (ys[l - 1].0, n * g.trunk[l - 1].layer.slot.outputs)

@@ -22,19 +22,22 @@ impl TensorInfo {
     }
 }
 
-/// Where one dense layer's weight W [out, in] and bias b [out] live; b follows W.
+/// Where one dense layer's weight W [out, in] and bias b [out] live.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct DenseSlot {
     pub inputs: usize,
     pub outputs: usize,
-    /// Offset of W; b starts at `w + inputs·outputs`.
+    /// Offset of W.
     pub w: usize,
+    /// Offset of b: right after W (`add_dense`), or after all the group's
+    /// weights (`add_dense_group`).
+    pub bias: usize,
 }
 
 impl DenseSlot {
     /// Offset of the bias.
     pub fn b(&self) -> usize {
-        self.w + self.inputs * self.outputs
+        self.bias
     }
     /// Elements of W and b together.
     pub fn len(&self) -> usize {
@@ -58,8 +61,41 @@ impl ParamLayout {
     /// Appends `{prefix}.weight` [outputs, inputs] and `{prefix}.bias` [outputs].
     pub fn add_dense(&mut self, prefix: &str, inputs: usize, outputs: usize) -> DenseSlot {
         let w = self.add(&format!("{prefix}.weight"), vec![outputs, inputs]);
-        self.add(&format!("{prefix}.bias"), vec![outputs]);
-        DenseSlot { inputs, outputs, w }
+        let bias = self.add(&format!("{prefix}.bias"), vec![outputs]);
+        DenseSlot {
+            inputs,
+            outputs,
+            w,
+            bias,
+        }
+    }
+
+    /// Appends the dense layers `{prefix}.weight` of every prefix, then every
+    /// `{prefix}.bias`: the weights form one contiguous [K·out, in] matrix and
+    /// the biases one [K·out] vector, so layer k's W is `k·in·out` and its b
+    /// `k·out` past the first's (a batched dense over a shared input is then
+    /// one matrix product). Returns the first layer's slot.
+    pub fn add_dense_group(
+        &mut self,
+        prefixes: &[String],
+        inputs: usize,
+        outputs: usize,
+    ) -> DenseSlot {
+        assert!(!prefixes.is_empty(), "a dense group has layers");
+        let w = self.len;
+        for p in prefixes {
+            self.add(&format!("{p}.weight"), vec![outputs, inputs]);
+        }
+        let bias = self.len;
+        for p in prefixes {
+            self.add(&format!("{p}.bias"), vec![outputs]);
+        }
+        DenseSlot {
+            inputs,
+            outputs,
+            w,
+            bias,
+        }
     }
 
     /// Appends one tensor and returns its offset.
