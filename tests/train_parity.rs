@@ -189,3 +189,90 @@ fn sgd_with_momentum_trains_on_both_backends() {
         assert!(worst <= 1e-4, "SGD weights differ by {worst}");
     }
 }
+
+#[test]
+fn fused_first_head_layers_train_the_same_on_both_backends() {
+    // Every head starts with a hidden layer of 6: those layers run as one
+    // batched dense over the trunk's output (one wide product on the CPU).
+    let spec = ModelSpec {
+        inputs: 7,
+        trunk: vec![10],
+        activation: Activation::Relu,
+        tasks: vec![
+            task("kind", TaskKind::Multiclass, 3, vec![6], 1.0),
+            task("flags", TaskKind::Binary, 2, vec![6, 3], 0.7),
+            task("value", TaskKind::Regression, 1, vec![6], 0.3),
+        ],
+        ..Default::default()
+    };
+    let model = Model::new(spec.clone(), 4);
+    assert!(
+        matches!(&model.network.arch, tandem::model::network::Arch::Shared(s) if s.fused_first.is_some())
+    );
+    let cfg = TrainConfig {
+        epochs: 3,
+        batch_size: 16,
+        shuffle: true,
+        seed: 2,
+        weighting: Weighting::Fixed,
+        gradnorm_alpha: None,
+        optimizer: OptimizerConfig {
+            kind: OptimizerKind::Adam,
+            lr: 0.01,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-7,
+            style: AdamStyle::Keras,
+            momentum: 0.0,
+        },
+    };
+    let train = data(75);
+    let mut backends = vec![BackendChoice::Cpu];
+    if common::gpu().is_some() {
+        backends.push(BackendChoice::Gpu);
+    }
+    let mut runs = Vec::new();
+    for b in backends {
+        let mut m = model.clone();
+        let h = fit(
+            &mut m,
+            &train,
+            None,
+            &cfg,
+            tandem::open_backend(b).unwrap(),
+            &mut |_| {},
+        )
+        .unwrap();
+        let losses: Vec<f32> = h.steps().map(|(_, s)| s.total).collect();
+        assert!(
+            losses[14] < losses[0],
+            "{b:?}: loss did not fall: {losses:?}"
+        );
+        runs.push((losses, m.params));
+    }
+    if runs.len() == 2 {
+        for (k, (c, g)) in runs[0].0.iter().zip(&runs[1].0).enumerate() {
+            assert!(
+                (c - g).abs() <= 1e-4 * c.abs().max(1.0),
+                "step {k}: cpu {c} gpu {g}"
+            );
+        }
+        let worst = runs[0]
+            .1
+            .iter()
+            .zip(&runs[1].1)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0f32, f32::max);
+        assert!(worst <= 1e-4, "weights differ by {worst}");
+    }
+    // Saving and loading keeps every tensor under its name, whatever the layout.
+    let path =
+        std::env::temp_dir().join(format!("tandem-fused-{}.safetensors", std::process::id()));
+    model.save(&path).unwrap();
+    let back = Model::load(&path).unwrap();
+    assert_eq!(back.params, model.params);
+    assert_eq!(
+        back.tensor("heads.flags.0.weight"),
+        model.tensor("heads.flags.0.weight")
+    );
+}

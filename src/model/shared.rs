@@ -7,10 +7,10 @@
 //! (the first head overwrites it, the others accumulate).
 
 use super::network::{dense_args, Graph, Layer, OutputForm};
-use super::params::ParamLayout;
+use super::params::{DenseSlot, ParamLayout};
 use super::spec::{Activation, ModelSpec};
 use crate::backend::Backend;
-use crate::ops::{BufId, Op};
+use crate::ops::{BufId, DenseArgs, Op};
 use crate::Result;
 
 /// Trunk and heads of a hard-sharing model.
@@ -19,6 +19,11 @@ pub struct SharedNet {
     pub trunk: Vec<Layer>,
     /// Per task: hidden layers, then the output layer (identity).
     pub heads: Vec<Vec<Layer>>,
+    /// When every task's head starts with a hidden layer of one width, those
+    /// first layers are one batched dense over the trunk's output (task index
+    /// on the grid; on the CPU one wide product): task 0's slot, the others
+    /// per `ParamLayout::add_dense_group`.
+    pub fused_first: Option<DenseSlot>,
 }
 
 /// Output and output-gradient buffers of one layer, [N, out] each.
@@ -57,15 +62,30 @@ pub fn chain_forward(
     batch: usize,
     params: BufId,
 ) -> BufId {
-    let mut x = input;
+    chain_forward_at(ops, layers, bufs, input, 0, batch, params)
+}
+
+/// [`chain_forward`] with the input starting at element `input_off` of its buffer.
+pub fn chain_forward_at(
+    ops: &mut Vec<Op>,
+    layers: &[Layer],
+    bufs: &[LayerBufs],
+    input: BufId,
+    input_off: usize,
+    batch: usize,
+    params: BufId,
+) -> BufId {
+    let (mut x, mut x_off) = (input, input_off);
     for (l, b) in layers.iter().zip(bufs) {
+        let mut args = dense_args(&l.slot, batch, l.act, false);
+        args.x_off = x_off as u32;
         ops.push(Op::DenseForward {
-            args: dense_args(&l.slot, batch, l.act, false),
+            args,
             x,
             params,
             y: b.y,
         });
-        x = b.y;
+        (x, x_off) = (b.y, 0);
     }
     x
 }
@@ -85,29 +105,65 @@ pub fn chain_backward(
     params: BufId,
     grads: BufId,
 ) {
-    for k in (0..layers.len()).rev() {
-        let (l, b) = (&layers[k], &bufs[k]);
-        let dy = b.dy.expect("training graph");
-        let (x, dx, acc) = if k > 0 {
-            (bufs[k - 1].y, bufs[k - 1].dy, false)
-        } else {
-            (input, input_grad, accumulate_input)
-        };
-        ops.push(Op::DenseBackwardWeight {
-            args: dense_args(&l.slot, batch, l.act, false),
-            dy,
-            y: b.y,
-            x,
-            grads,
-        });
-        if let Some(dx) = dx {
-            ops.push(Op::DenseBackwardInput {
-                args: dense_args(&l.slot, batch, l.act, acc),
+    let chain = Chain {
+        layers,
+        bufs,
+        batch,
+        params,
+        grads,
+    };
+    chain.backward(ops, input, 0, input_grad, accumulate_input);
+}
+
+/// A chain of layers of one batch, for [`Chain::backward`].
+pub struct Chain<'a> {
+    pub layers: &'a [Layer],
+    pub bufs: &'a [LayerBufs],
+    pub batch: usize,
+    pub params: BufId,
+    pub grads: BufId,
+}
+
+impl Chain<'_> {
+    /// Backward ops of the chain fed by `input` at element `input_off`:
+    /// parameter gradients into `grads`, and the input's gradient (at the same
+    /// offset) into `input_grad` when given, accumulating when asked.
+    pub fn backward(
+        &self,
+        ops: &mut Vec<Op>,
+        input: BufId,
+        input_off: usize,
+        input_grad: Option<BufId>,
+        accumulate_input: bool,
+    ) {
+        for k in (0..self.layers.len()).rev() {
+            let (l, b) = (&self.layers[k], &self.bufs[k]);
+            let dy = b.dy.expect("training graph");
+            let (x, x_off, dx, acc) = if k > 0 {
+                (self.bufs[k - 1].y, 0, self.bufs[k - 1].dy, false)
+            } else {
+                (input, input_off, input_grad, accumulate_input)
+            };
+            let mut args = dense_args(&l.slot, self.batch, l.act, false);
+            args.x_off = x_off as u32;
+            ops.push(Op::DenseBackwardWeight {
+                args,
                 dy,
                 y: b.y,
-                params,
-                dx,
+                x,
+                grads: self.grads,
             });
+            if let Some(dx) = dx {
+                let mut args = dense_args(&l.slot, self.batch, l.act, acc);
+                args.dx_off = x_off as u32;
+                ops.push(Op::DenseBackwardInput {
+                    args,
+                    dy,
+                    y: b.y,
+                    params: self.params,
+                    dx,
+                });
+            }
         }
     }
 }
@@ -125,22 +181,66 @@ impl SharedNet {
             });
             width = h;
         }
-        let heads = spec
-            .tasks
-            .iter()
-            .map(|task| {
-                head_layers(
-                    layout,
-                    &format!("heads.{}", task.name),
-                    width,
-                    &task.head,
-                    task.outputs,
-                    spec.activation,
-                    Activation::Identity,
-                )
-            })
-            .collect();
-        SharedNet { trunk, heads }
+        let first = spec.tasks.first().and_then(|t| t.head.first()).copied();
+        let fusable = spec.tasks.len() > 1
+            && first.is_some()
+            && spec.tasks.iter().all(|t| t.head.first().copied() == first);
+        let mut fused_first = None;
+        let heads = if let (true, Some(h0)) = (fusable, first) {
+            let names: Vec<String> = spec
+                .tasks
+                .iter()
+                .map(|t| format!("heads.{}.0", t.name))
+                .collect();
+            let slot0 = layout.add_dense_group(&names, width, h0);
+            fused_first = Some(slot0);
+            spec.tasks
+                .iter()
+                .enumerate()
+                .map(|(j, task)| {
+                    let slot = DenseSlot {
+                        w: slot0.w + j * width * h0,
+                        bias: slot0.bias + j * h0,
+                        ..slot0
+                    };
+                    let mut layers = vec![Layer {
+                        slot,
+                        act: spec.activation,
+                    }];
+                    layers.extend(head_layers_from(
+                        layout,
+                        &format!("heads.{}", task.name),
+                        1,
+                        h0,
+                        &task.head[1..],
+                        task.outputs,
+                        spec.activation,
+                        Activation::Identity,
+                    ));
+                    layers
+                })
+                .collect()
+        } else {
+            spec.tasks
+                .iter()
+                .map(|task| {
+                    head_layers(
+                        layout,
+                        &format!("heads.{}", task.name),
+                        width,
+                        &task.head,
+                        task.outputs,
+                        spec.activation,
+                        Activation::Identity,
+                    )
+                })
+                .collect()
+        };
+        SharedNet {
+            trunk,
+            heads,
+            fused_first,
+        }
     }
 
     /// Buffers and ops for a batch (see [`Graph`]).
@@ -164,10 +264,23 @@ impl SharedNet {
                 train,
             )?);
         }
+        // With fused first head layers, the heads' first outputs share one
+        // buffer [T, N, H0] and each task's chain starts at its slice.
+        let skip = self.fused_first.is_some() as usize;
+        let fused = match &self.fused_first {
+            Some(s) => Some(layer_bufs(
+                b,
+                self.heads.len() * s.outputs,
+                batch,
+                "heads.*.0",
+                train,
+            )?),
+            None => None,
+        };
         let mut heads = Vec::new();
         for (j, h) in self.heads.iter().enumerate() {
             let mut v = Vec::new();
-            for (i, l) in h.iter().enumerate() {
+            for (i, l) in h.iter().enumerate().skip(skip) {
                 v.push(layer_bufs(
                     b,
                     l.slot.outputs,
@@ -180,24 +293,73 @@ impl SharedNet {
         }
         let mut forward = Vec::new();
         let trunk_out = chain_forward(&mut forward, &self.trunk, &trunk, x, batch, params);
-        for (layers, bufs) in self.heads.iter().zip(&heads) {
-            chain_forward(&mut forward, layers, bufs, trunk_out, batch, params);
+        let first = |slot: &DenseSlot, acc: bool| DenseArgs {
+            batches: self.heads.len() as u32,
+            x_bstride: 0,
+            w_bstride: (slot.inputs * slot.outputs) as u32,
+            b_bstride: slot.outputs as u32,
+            y_bstride: (batch * slot.outputs) as u32,
+            ..dense_args(slot, batch, spec.activation, acc)
+        };
+        if let (Some(slot), Some(f)) = (&self.fused_first, &fused) {
+            forward.push(Op::DenseForward {
+                args: first(slot, false),
+                x: trunk_out,
+                params,
+                y: f.y,
+            });
+        }
+        for (j, (layers, bufs)) in self.heads.iter().zip(&heads).enumerate() {
+            match (&self.fused_first, &fused) {
+                (Some(s), Some(f)) => chain_forward_at(
+                    &mut forward,
+                    &layers[1..],
+                    bufs,
+                    f.y,
+                    j * batch * s.outputs,
+                    batch,
+                    params,
+                ),
+                _ => chain_forward(&mut forward, layers, bufs, trunk_out, batch, params),
+            };
         }
         let mut backward = Vec::new();
         if let (true, Some(grads)) = (train, grads) {
             let trunk_out_grad = trunk.last().and_then(|l| l.dy);
             for (j, (layers, bufs)) in self.heads.iter().zip(&heads).enumerate() {
-                chain_backward(
-                    &mut backward,
-                    layers,
+                let chain = Chain {
+                    layers: &layers[skip..],
                     bufs,
-                    trunk_out,
-                    trunk_out_grad,
-                    j > 0,
                     batch,
                     params,
                     grads,
-                );
+                };
+                match (&self.fused_first, &fused) {
+                    (Some(s), Some(f)) => {
+                        chain.backward(&mut backward, f.y, j * batch * s.outputs, f.dy, false)
+                    }
+                    _ => chain.backward(&mut backward, trunk_out, 0, trunk_out_grad, j > 0),
+                }
+            }
+            if let (Some(slot), Some(f)) = (&self.fused_first, &fused) {
+                let dy = f.dy.expect("training graph");
+                backward.push(Op::DenseBackwardWeight {
+                    args: first(slot, false),
+                    dy,
+                    y: f.y,
+                    x: trunk_out,
+                    grads,
+                });
+                if let Some(dx) = trunk_out_grad {
+                    // Summed over tasks: the trunk's output feeds every head.
+                    backward.push(Op::DenseBackwardInput {
+                        args: first(slot, false),
+                        dy,
+                        y: f.y,
+                        params,
+                        dx,
+                    });
+                }
             }
             chain_backward(
                 &mut backward,
@@ -243,9 +405,27 @@ pub fn head_layers(
     hidden_act: Activation,
     out_act: Activation,
 ) -> Vec<Layer> {
+    head_layers_from(
+        layout, prefix, 0, inputs, hidden, outputs, hidden_act, out_act,
+    )
+}
+
+/// [`head_layers`] numbering the layers from `first` (`{prefix}.{first}`, …).
+#[allow(clippy::too_many_arguments)]
+pub fn head_layers_from(
+    layout: &mut ParamLayout,
+    prefix: &str,
+    first: usize,
+    inputs: usize,
+    hidden: &[usize],
+    outputs: usize,
+    hidden_act: Activation,
+    out_act: Activation,
+) -> Vec<Layer> {
     let mut layers = Vec::new();
     let mut w = inputs;
-    for (i, &h) in hidden.iter().enumerate() {
+    for (k, &h) in hidden.iter().enumerate() {
+        let i = first + k;
         let slot = layout.add_dense(&format!("{prefix}.{i}"), w, h);
         layers.push(Layer {
             slot,
@@ -253,7 +433,7 @@ pub fn head_layers(
         });
         w = h;
     }
-    let slot = layout.add_dense(&format!("{prefix}.{}", hidden.len()), w, outputs);
+    let slot = layout.add_dense(&format!("{prefix}.{}", first + hidden.len()), w, outputs);
     layers.push(Layer { slot, act: out_act });
     layers
 }
