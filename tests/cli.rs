@@ -138,18 +138,17 @@ fn golden_cases_through_the_cli_on_the_gpu() {
     }
 }
 
-#[test]
-fn penguins_train_eval_predict() {
-    let out = scratch("penguins");
+/// The README's main job on one backend: validation metrics must reach the
+/// targets (species accuracy ≥ 0.95, sex accuracy ≥ 0.78, body-mass R² ≥ 0.75).
+fn penguins_on(backend: &str, model: &Path) {
     let cfg = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/penguins/penguins.toml");
-    let model = out.join("penguins.safetensors");
     let o = tandem(&[
         "train",
         s(&cfg),
         "--backend",
-        "cpu",
+        backend,
         "--out",
-        s(&model),
+        s(model),
         "--quiet",
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
@@ -160,14 +159,29 @@ fn penguins_train_eval_predict() {
         let k = words.iter().position(|w| *w == key).unwrap();
         words[k + 1].parse().unwrap()
     };
-    assert!(metric("species", "acc") >= 0.95, "{text}");
-    assert!(metric("sex", "acc") >= 0.78, "{text}");
-    assert!(metric("body_mass", "R²") >= 0.75, "{text}");
+    assert!(metric("species", "acc") >= 0.95, "{backend}: {text}");
+    assert!(metric("sex", "acc") >= 0.78, "{backend}: {text}");
+    assert!(metric("body_mass", "R²") >= 0.75, "{backend}: {text}");
     assert!(
         stderr(&o).contains("dropped 2 of 344 rows"),
         "{}",
         stderr(&o)
     );
+}
+
+#[test]
+fn penguins_on_the_gpu() {
+    if common::gpu().is_some() {
+        penguins_on("gpu", &scratch("penguins-gpu").join("p.safetensors"));
+    }
+}
+
+#[test]
+fn penguins_train_eval_predict() {
+    let out = scratch("penguins");
+    let cfg = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/penguins/penguins.toml");
+    let model = out.join("penguins.safetensors");
+    penguins_on("cpu", &model);
 
     let o = tandem(&[
         "eval",
