@@ -779,6 +779,7 @@ fn ensemble_rows(make: &dyn Fn() -> tandem::Result<Box<dyn Backend>>, label: &st
             inputs: 100,
             tasks: seed_tasks(),
             ensemble: Some(EnsembleSpec {
+                bagging: false,
                 combine: Combine::Concat,
                 members: (0..MEMBERS)
                     .map(|k| MemberSpec {

@@ -68,6 +68,7 @@ fn main() -> anyhow::Result<()> {
     let spec = ModelSpec {
         trunk: vec![],
         ensemble: Some(EnsembleSpec {
+            bagging: false,
             combine: Combine::Stack,
             members: members.clone(),
         }),

@@ -23,12 +23,16 @@ struct LossArgs {
     stats_off: u32,
     label_rows: u32, // 0: row r reads label row r; else label row r % label_rows
                      // (M members' outputs [M·N, C] all trained against one [N, ·] label)
-    _pad0: u32,
+    label_members: u32, // 0: as above; M: labels are per member, [N, M, ·] (bagging):
+                        // stacked row r = m·N + n reads label row n·M + m
 }
 
-fn label_row(r: u32, label_rows: u32) -> u32 {
+// The label row that output row r is trained against.
+fn label_row_of(r: u32, label_rows: u32, label_members: u32) -> u32 {
     if (label_rows == 0u) { return r; }
-    return r % label_rows;
+    let n = r % label_rows;
+    if (label_members == 0u) { return n; }
+    return n * label_members + r / label_rows;
 }
 
 fn flat_index(wid: vec3<u32>, nwg: vec3<u32>, lid: vec3<u32>) -> u32 {
@@ -56,7 +60,7 @@ fn loss_bce(@builtin(workgroup_id) wid: vec3<u32>,
     var count = 0.0;
     for (var c = 0u; c < lb.outputs; c++) {
         let at = r * lb.outputs + c;
-        let y = lb_label[lb.label_off + label_row(r, lb.label_rows) * lb.outputs + c];
+        let y = lb_label[lb.label_off + label_row_of(r, lb.label_rows, lb.label_members) * lb.outputs + c];
         var g = 0.0;
         if (!is_missing(y)) {
             let z = lb_z[lb.z_off + at];
@@ -83,7 +87,7 @@ fn loss_softmax_ce(@builtin(workgroup_id) wid: vec3<u32>,
     let r = flat_index(wid, nwg, lid);
     if (r >= lc.rows) { return; }
     let z0 = lc.z_off + r * lc.outputs;
-    let y = lc_label[lc.label_off + label_row(r, lc.label_rows)];
+    let y = lc_label[lc.label_off + label_row_of(r, lc.label_rows, lc.label_members)];
     // A missing label (or one outside 0..C−1, which the loader rejects) masks the row.
     if (is_missing(y) || y < 0.0 || u32(y) >= lc.outputs) {
         for (var c = 0u; c < lc.outputs; c++) { lc_dz[lc.dz_off + r * lc.outputs + c] = 0.0; }
@@ -124,7 +128,7 @@ fn loss_mse(@builtin(workgroup_id) wid: vec3<u32>,
     var count = 0.0;
     for (var c = 0u; c < lm.outputs; c++) {
         let at = r * lm.outputs + c;
-        let y = lm_label[lm.label_off + label_row(r, lm.label_rows) * lm.outputs + c];
+        let y = lm_label[lm.label_off + label_row_of(r, lm.label_rows, lm.label_members) * lm.outputs + c];
         var g = 0.0;
         if (!is_missing(y)) {
             let d = lm_z[lm.z_off + at] - y;
@@ -156,7 +160,7 @@ fn loss_bce_prob(@builtin(workgroup_id) wid: vec3<u32>,
     var count = 0.0;
     for (var c = 0u; c < lp.outputs; c++) {
         let at = r * lp.outputs + c;
-        let y = lp_label[lp.label_off + label_row(r, lp.label_rows) * lp.outputs + c];
+        let y = lp_label[lp.label_off + label_row_of(r, lp.label_rows, lp.label_members) * lp.outputs + c];
         var g = 0.0;
         if (!is_missing(y)) {
             let z = lp_z[lp.z_off + at];

@@ -85,7 +85,9 @@ pub struct LossArgs {
     /// 0: row r reads label row r; else label row r % label_rows (members
     /// stacked [M·N, C] all trained against one label per row).
     pub label_rows: u32,
-    pub _pad: u32,
+    /// 0: as above; M: labels are per member, [N, M, ·], and stacked row
+    /// r = m·N + n reads label row n·M + m (bagging).
+    pub label_members: u32,
 }
 
 /// `EnsembleArgs` in shaders/ensemble.wgsl.

@@ -48,6 +48,7 @@ fn pytorch_member_predicts_what_pytorch_recorded() {
         inputs: 5,
         tasks: vec![task("y", TaskKind::Binary, 1)],
         ensemble: Some(EnsembleSpec {
+            bagging: false,
             combine: Combine::Mean,
             members: vec![member("torch", vec![8, 6], Activation::Relu, false)],
         }),
@@ -101,6 +102,7 @@ fn ensemble_spec(combine: Combine) -> ModelSpec {
             task("v", TaskKind::Regression, 1),
         ],
         ensemble: Some(EnsembleSpec {
+            bagging: false,
             combine,
             members: vec![
                 // a and b share a shape: one dispatch per layer for both.
@@ -321,4 +323,94 @@ fn an_ensemble_without_members_is_an_error() {
     });
     let e = load_err(&p);
     assert!(e.contains("members"), "{e}");
+}
+
+fn bagged_spec() -> ModelSpec {
+    let mut spec = ensemble_spec(Combine::Concat);
+    spec.ensemble.as_mut().unwrap().bagging = true;
+    spec
+}
+
+#[test]
+fn bagging_keeps_each_member_to_its_own_sample() {
+    let train = data(40);
+    let cfg = cfg(3);
+    let masks = tandem::train::bagging::bootstrap_masks(train.rows, 4, cfg.seed);
+    // A row member "a" never drew but member "c" did.
+    let r = (0..train.rows)
+        .find(|&r| !masks[0][r] && masks[2][r] && !train.targets[1][r].is_nan())
+        .unwrap();
+    let run = |data: &Dataset| {
+        let mut model = Model::new(bagged_spec(), 5);
+        fit(
+            &mut model,
+            data,
+            None,
+            &cfg,
+            tandem::open_backend(BackendChoice::Cpu).unwrap(),
+            &mut |_| {},
+        )
+        .unwrap();
+        model
+    };
+    let base = run(&train);
+    let mut changed = train.clone();
+    changed.targets[1][r] += 10.0; // a very different regression label on row r
+    let other = run(&changed);
+    assert_eq!(
+        base.tensor("members.a.trunk.0.weight"),
+        other.tensor("members.a.trunk.0.weight"),
+        "row {r} is out of a's sample"
+    );
+    assert_ne!(
+        base.tensor("members.c.trunk.0.weight"),
+        other.tensor("members.c.trunk.0.weight"),
+        "row {r} is in c's sample"
+    );
+}
+
+#[test]
+fn bagging_trains_the_same_on_both_backends() {
+    let train = data(40);
+    let mut results = Vec::new();
+    for b in backends() {
+        let mut model = Model::new(bagged_spec(), 6);
+        let h = fit(
+            &mut model,
+            &train,
+            None,
+            &cfg(3),
+            tandem::open_backend(b).unwrap(),
+            &mut |_| {},
+        )
+        .unwrap();
+        results.push((
+            h.steps().map(|(_, s)| s.total).collect::<Vec<f32>>(),
+            model.params,
+        ));
+    }
+    if results.len() == 2 {
+        for (c, g) in results[0].0.iter().zip(&results[1].0) {
+            assert!((c - g).abs() <= 1e-4 * c.abs().max(1.0), "cpu {c} gpu {g}");
+        }
+        let worst = results[0]
+            .1
+            .iter()
+            .zip(&results[1].1)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0f32, f32::max);
+        assert!(worst <= 1e-4, "weights differ by {worst}");
+    }
+}
+
+#[test]
+fn bagging_needs_the_concat_combiner() {
+    let p = ensemble_config("bagging", |t| {
+        t.replace("combine = \"stack\"", "combine = \"stack\"\nbagging = true")
+    });
+    let e = load_err(&p);
+    assert!(
+        e.contains("bagging") && e.contains("concat") && e.contains("line"),
+        "{e}"
+    );
 }

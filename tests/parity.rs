@@ -552,7 +552,13 @@ fn loss_case(h: &mut Harness, kind: Kernel) -> f32 {
     // (every: a missing label every `every` rows; members: outputs of that many
     // members stacked [M·N, C] against one label per row, as `concat` trains them)
     for &(rows, outputs) in LOSS_SHAPES {
-        for (every, members) in [(0usize, 1u32), (4, 1), (3, 3)] {
+        // (…, per_member: labels given per member [N, M, ·], as bagging trains them)
+        for (every, members, per_member) in [
+            (0usize, 1u32, false),
+            (4, 1, false),
+            (3, 3, false),
+            (5, 3, true),
+        ] {
             h.gpu_reset();
             let s = seed(&[rows, outputs, every as u32]);
             let n = (members * rows * outputs) as usize;
@@ -566,7 +572,7 @@ fn loss_case(h: &mut Harness, kind: Kernel) -> f32 {
                 rows as usize
             } else {
                 (rows * outputs) as usize
-            };
+            } * if per_member { members as usize } else { 1 };
             let lab = match kind {
                 Kernel::LossBce | Kernel::LossBceProb => {
                     labels(s + 1, width, every, |u| if u < 0.5 { 0.0 } else { 1.0 })
@@ -587,6 +593,7 @@ fn loss_case(h: &mut Harness, kind: Kernel) -> f32 {
                 dz_off: 2,
                 stats_off: 4,
                 label_rows: if members > 1 { rows } else { 0 },
+                label_members: if per_member { members } else { 0 },
                 ..Default::default()
             };
             let op = match kind {

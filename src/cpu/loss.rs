@@ -5,12 +5,17 @@
 
 use crate::ops::LossArgs;
 
-/// The label row row `r` is trained against (see `LossArgs::label_rows`).
+/// The label row output row `r` is trained against (see `LossArgs::label_rows`
+/// and `label_members`).
 fn label_row(a: &LossArgs, r: usize) -> usize {
     if a.label_rows == 0 {
-        r
+        return r;
+    }
+    let (rows, members) = (a.label_rows as usize, a.label_members as usize);
+    if members == 0 {
+        r % rows
     } else {
-        r % a.label_rows as usize
+        (r % rows) * members + r / rows
     }
 }
 

@@ -169,6 +169,8 @@ pub struct MemberConfig {
 pub struct EnsembleConfig {
     /// How member outputs are combined per task.
     pub combine: Combine,
+    /// Each member trains on its own seeded bootstrap sample (concat only).
+    pub bagging: bool,
 }
 
 pub use crate::model::spec::Combine;
@@ -311,6 +313,8 @@ struct RawMember {
 #[serde(deny_unknown_fields)]
 struct RawEnsemble {
     combine: Combine,
+    #[serde(default)]
+    bagging: bool,
 }
 
 fn default_true() -> bool {
@@ -356,6 +360,7 @@ impl Config {
         });
         model.ensemble = ensemble.map(|e| crate::model::spec::EnsembleSpec {
             combine: e.combine,
+            bagging: e.bagging,
             members: members
                 .iter()
                 .map(|m| crate::model::spec::MemberSpec {
@@ -707,9 +712,20 @@ fn ensemble_from(
             "[[members]] need an [ensemble] section saying how to combine them \
              (combine = \"concat\" | \"mean\" | \"stack\" | \"gate\")",
         )),
-        (Some(e), false) => Ok(Some(EnsembleConfig {
-            combine: e.get_ref().combine,
-        })),
+        (Some(e), false) => {
+            let r = e.get_ref();
+            if r.bagging && r.combine != Combine::Concat {
+                return Err(src.err(
+                    e.span(),
+                    "ensemble.bagging trains each member on its own bootstrap sample with its own \
+                     loss: it needs combine = \"concat\"",
+                ));
+            }
+            Ok(Some(EnsembleConfig {
+                combine: r.combine,
+                bagging: r.bagging,
+            }))
+        }
         (None, true) => Ok(None),
     }
 }

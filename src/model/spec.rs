@@ -123,4 +123,8 @@ pub struct MemberSpec {
 pub struct EnsembleSpec {
     pub combine: Combine,
     pub members: Vec<MemberSpec>,
+    /// Each member trains on the distinct rows of its own seeded bootstrap
+    /// sample (`combine = "concat"`: every member has its own loss).
+    #[serde(default)]
+    pub bagging: bool,
 }

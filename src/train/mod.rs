@@ -1,4 +1,5 @@
 //! Training: the trainer, metrics and prediction.
+pub mod bagging;
 pub mod fit;
 pub mod metrics;
 pub mod predict;

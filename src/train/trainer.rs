@@ -4,6 +4,7 @@
 //! one recorded program, replayed `STEPS_PER_SUBMIT` steps per submit. Per-step
 //! losses accumulate in a device buffer read once per epoch.
 
+use super::bagging;
 use super::weighting::Weighter;
 use crate::backend::{Backend, ProgramId};
 use crate::io::{Dataset, OptimizerKind, TrainConfig};
@@ -122,13 +123,21 @@ impl Trainer {
         // The dataset, resident for the whole run.
         let features = b.alloc(rows * train.inputs, "dataset features")?;
         b.write(features, 0, &train.features)?;
+        // Bagging: every member's labels side by side, masked outside its sample.
+        let bagged = spec
+            .ensemble
+            .as_ref()
+            .filter(|e| e.bagging)
+            .map(|e| bagging::bootstrap_masks(rows, e.members.len(), cfg.seed));
+        let label_members = bagged.as_ref().map_or(1, |m| m.len());
         let mut label_data = Vec::new();
         for (j, t) in spec.tasks.iter().enumerate() {
-            let buf = b.alloc(
-                train.targets[j].len(),
-                &format!("dataset labels {}", t.name),
-            )?;
-            b.write(buf, 0, &train.targets[j])?;
+            let labels = match &bagged {
+                Some(masks) => bagging::bag_labels(&train.targets[j], t.label_width(), masks),
+                None => train.targets[j].clone(),
+            };
+            let buf = b.alloc(labels.len(), &format!("dataset labels {}", t.name))?;
+            b.write(buf, 0, &labels)?;
             label_data.push(buf);
         }
 
@@ -136,7 +145,10 @@ impl Trainer {
         let graph = net.graph(b, spec, batch, true, params, Some(grads))?;
         let mut label_batch = Vec::new();
         for t in &spec.tasks {
-            label_batch.push(b.alloc(batch * t.label_width(), &format!("labels {}", t.name))?);
+            label_batch.push(b.alloc(
+                batch * label_members * t.label_width(),
+                &format!("labels {}", t.name),
+            )?);
         }
         // Rows each loss sees: the batch, or M·batch for members trained one by one.
         let loss_rows = graph.stacked.iter().max().copied().unwrap_or(1) * batch;
@@ -165,7 +177,7 @@ impl Trainer {
             ops.push(Op::BatchGather {
                 args: GatherArgs {
                     batch: batch as u32,
-                    width: t.label_width() as u32,
+                    width: (label_members * t.label_width()) as u32,
                     src_rows: rows as u32,
                     pad_bits: MISSING_BITS,
                     idx_len,
@@ -185,6 +197,11 @@ impl Trainer {
                 outputs: t.outputs as u32,
                 stats_off: (2 * j * loss_rows) as u32,
                 label_rows: if stacked > 1 { batch as u32 } else { 0 },
+                label_members: if bagged.is_some() {
+                    label_members as u32
+                } else {
+                    0
+                },
                 ..Default::default()
             };
             let (z, label) = (graph.logits[j], label_batch[j]);
