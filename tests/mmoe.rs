@@ -8,7 +8,7 @@ mod common;
 use common::random;
 use tandem::cpu::CpuBackend;
 use tandem::io::{AdamStyle, OptimizerConfig, OptimizerKind, TrainConfig, Weighting};
-use tandem::model::{Activation, ExpertsSpec};
+use tandem::model::{Activation, ExpertsSpec, PleSpec};
 use tandem::train::weighting::dwa_lambda;
 use tandem::{fit, Backend, BackendChoice, Dataset, Model, ModelSpec, TaskKind, TaskSpec};
 
@@ -94,12 +94,36 @@ fn adam_cfg(epochs: usize, batch: usize, weighting: Weighting, lr: f32) -> Train
     }
 }
 
+/// PLE with two levels (S = 2 shared, K = 1 per task), or CGC with one.
+fn ple_spec(levels: Vec<usize>) -> ModelSpec {
+    ModelSpec {
+        experts: None,
+        ple: Some(PleSpec {
+            shared: 2,
+            per_task: 1,
+            levels,
+        }),
+        ..mmoe_spec(false)
+    }
+}
+
 #[test]
 fn mmoe_graph_gradients_match_finite_differences() {
+    graph_gradients_match_finite_differences(&mmoe_spec(false));
+}
+
+#[test]
+fn ple_graph_gradients_match_finite_differences() {
+    graph_gradients_match_finite_differences(&ple_spec(vec![6, 5]));
+    graph_gradients_match_finite_differences(&ple_spec(vec![4, 3, 5]));
+    graph_gradients_match_finite_differences(&ple_spec(vec![6]));
+}
+
+fn graph_gradients_match_finite_differences(spec: &ModelSpec) {
     // Objective Σ_j Σ r_j ⊙ z_j over the logits of every task; the graph's
     // backward (seeded with r_j as the logits' gradient) must give its gradient
     // w.r.t. every parameter: experts, gates and heads.
-    let spec = mmoe_spec(false);
+    let spec = spec.clone();
     let model = Model::new(spec.clone(), 11);
     let n = 5;
     let mut b = CpuBackend::new();
@@ -232,6 +256,47 @@ fn mmoe_trains_the_same_on_cpu_and_gpu() {
         &adam_cfg(4, 16, Weighting::Dwa, 0.01),
         "mmoe dwa",
     );
+}
+
+#[test]
+fn ple_trains_the_same_on_cpu_and_gpu() {
+    if common::gpu().is_none() {
+        return;
+    }
+    cpu_and_gpu_agree(
+        &ple_spec(vec![6, 5]),
+        &adam_cfg(3, 16, Weighting::Fixed, 0.01),
+        "ple 2 levels",
+    );
+    let mut cgc = ple_spec(vec![6]);
+    cgc.log_vars = true;
+    cpu_and_gpu_agree(
+        &cgc,
+        &adam_cfg(3, 16, Weighting::Uncertainty, 0.01),
+        "cgc uncertainty",
+    );
+}
+
+#[test]
+fn ple_names_its_tensors() {
+    let m = Model::new(ple_spec(vec![6, 5]), 0);
+    // E = 2 shared + 3 tasks × 1 = 5 experts per level; gates over S + K = 3.
+    for (name, shape) in [
+        ("experts.0.0.weight", vec![6, 7]),
+        ("experts.4.1.weight", vec![5, 6]),
+        ("gates.kind.0.weight", vec![3, 7]),
+        ("gates.value.1.bias", vec![3]),
+        ("shared_gates.0.weight", vec![5, 7]),
+        ("heads.kind.0.weight", vec![5, 5]),
+    ] {
+        let t = m
+            .layout()
+            .find(name)
+            .unwrap_or_else(|| panic!("no `{name}`"));
+        assert_eq!(t.shape, shape, "{name}");
+    }
+    // The last level has no shared gate.
+    assert!(m.layout().find("shared_gates.1.weight").is_none());
 }
 
 #[test]

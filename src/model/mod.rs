@@ -2,6 +2,7 @@
 pub mod mmoe;
 pub mod network;
 pub mod params;
+pub mod ple;
 pub mod shared;
 pub mod spec;
 pub mod weights;
@@ -12,7 +13,8 @@ use params::ParamLayout;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 pub use spec::{
-    Activation, Combine, EnsembleSpec, ExpertsSpec, MemberSpec, ModelSpec, TaskKind, TaskSpec,
+    Activation, Combine, EnsembleSpec, ExpertsSpec, MemberSpec, ModelSpec, PleSpec, TaskKind,
+    TaskSpec,
 };
 
 /// Name prefix of the learned uncertainty-weighting log-variances s_j.

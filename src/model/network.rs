@@ -6,6 +6,7 @@
 
 use super::mmoe::MmoeNet;
 use super::params::{DenseSlot, ParamLayout};
+use super::ple::PleNet;
 use super::shared::SharedNet;
 use super::spec::{Activation, ModelSpec};
 use crate::backend::Backend;
@@ -27,6 +28,8 @@ pub enum Arch {
     Shared(SharedNet),
     /// Experts + one softmax gate and one head per task (MMoE).
     Mmoe(MmoeNet),
+    /// Levels of shared and per-task experts with gates (PLE; one level = CGC).
+    Ple(PleNet),
 }
 
 /// A model's layers, in the parameter layout's order.
@@ -76,7 +79,9 @@ impl Network {
     /// Places every layer of `spec` in a fresh layout (names per DESIGN §3).
     pub fn new(spec: &ModelSpec) -> Network {
         let mut layout = ParamLayout::default();
-        let arch = if spec.experts.is_some() {
+        let arch = if spec.ple.is_some() {
+            Arch::Ple(PleNet::new(spec, &mut layout))
+        } else if spec.experts.is_some() {
             Arch::Mmoe(MmoeNet::new(spec, &mut layout))
         } else {
             Arch::Shared(SharedNet::new(spec, &mut layout))
@@ -109,6 +114,7 @@ impl Network {
         match &self.arch {
             Arch::Shared(net) => net.graph(backend, spec, batch, train, params, grads),
             Arch::Mmoe(net) => net.graph(backend, spec, batch, train, params, grads),
+            Arch::Ple(net) => net.graph(backend, spec, batch, train, params, grads),
         }
     }
 
