@@ -6,7 +6,7 @@
 
 use super::weighting::Weighter;
 use crate::backend::{Backend, ProgramId};
-use crate::io::{Dataset, OptimizerKind, TrainConfig};
+use crate::io::{Dataset, OptimizerKind, TrainConfig, Weighting};
 use crate::model::{Model, TaskKind};
 use crate::ops::*;
 use crate::{Error, Result};
@@ -55,6 +55,8 @@ pub struct Trainer {
     epoch: usize,
     global_step: u64,
     weighter: Weighter,
+    /// The λ the host last wrote (fixed, DWA).
+    host_lambda: Option<Vec<f32>>,
     /// Per finished epoch, λ_j as used by its last step.
     lambda_history: Vec<Vec<f32>>,
 }
@@ -296,6 +298,7 @@ impl Trainer {
             epoch: 0,
             global_step: 0,
             weighter,
+            host_lambda: None,
             lambda_history: Vec::new(),
         })
     }
@@ -338,6 +341,7 @@ impl Trainer {
         let b = self.backend.as_mut();
         if let Some(lambda) = self.weighter.epoch_lambda() {
             b.write(self.bufs.lambda, 0, &lambda)?;
+            self.host_lambda = Some(lambda);
         }
         b.write_u32(self.bufs.idx, 0, &order)?;
         b.write_u32(self.bufs.counters, 0, &[0, self.global_step as u32])?;
@@ -349,7 +353,12 @@ impl Trainer {
             progress(done, self.steps_per_epoch);
         }
         let log = b.read(self.bufs.log)?;
-        self.lambda_history.push(b.read(self.bufs.lambda)?);
+        // λ the host wrote is known; only the device-computed kind is read back (T values).
+        let lambda = match (&self.host_lambda, self.weighter.kind) {
+            (Some(l), k) if k != Weighting::Uncertainty => l.clone(),
+            _ => b.read(self.bufs.lambda)?,
+        };
+        self.lambda_history.push(lambda);
         self.epoch += 1;
         self.global_step += self.steps_per_epoch as u64;
         let t = self.tasks;
