@@ -86,7 +86,8 @@ pub fn gradnorm_update(
     let mut active = true;
     let (mut g_mean, mut r_mean) = (0.0f32, 0.0f32);
     for j in 0..t {
-        if !(initial[j] > 0.0) {
+        // NaN or ≤ 0: the first epoch's losses are not in yet.
+        if initial[j].is_nan() || initial[j] <= 0.0 {
             active = false;
         }
         g_mean += norms[j].sqrt();
@@ -97,7 +98,7 @@ pub fn gradnorm_update(
     for k in 0..t {
         grads[p0 + k] = 0.0;
     }
-    if !active || !(r_mean > 0.0) {
+    if !active || r_mean.is_nan() || r_mean <= 0.0 {
         return;
     }
     let mut coef_sum = 0.0f32;
