@@ -57,7 +57,7 @@ pub struct TrainConfig {
     pub seed: u64,
     /// How the task losses are combined.
     pub weighting: Weighting,
-    /// GradNorm's restoring-force α (only with `weighting = "gradnorm"`; `None` = trainer default).
+    /// GradNorm's restoring-force α (only with `weighting = "gradnorm"`; `None` = 1.5, LibMTL's default).
     pub gradnorm_alpha: Option<f32>,
     /// `[train.optimizer]`.
     pub optimizer: OptimizerConfig,
@@ -376,6 +376,7 @@ impl Config {
         });
         let train = train_from(&src, &raw.train)?;
         model.log_vars = train.weighting == Weighting::Uncertainty;
+        model.gradnorm = train.weighting == Weighting::GradNorm;
         let data = data_from(&src, &raw.data, &model.tasks, &dir)?;
         Ok(Config {
             path: path.to_path_buf(),

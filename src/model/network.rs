@@ -40,6 +40,8 @@ pub struct Network {
     /// Offset of `weighting.log_var.{task}` (one per task, in task order) when
     /// the model learns uncertainty weights.
     pub log_vars: Option<usize>,
+    /// Offset of `weighting.gradnorm.{task}` (one per task, in task order).
+    pub gradnorm: Option<usize>,
 }
 
 /// The buffers and ops of one pass over a batch of `batch` rows.
@@ -58,6 +60,42 @@ pub struct Graph {
     pub backward: Vec<Op>,
     /// Gated architectures: the gates' softmax output [T, N, E] and E.
     pub gates: Option<(BufId, usize)>,
+    /// Training graphs of a `gradnorm` spec: each task's gradient of the last
+    /// shared representation, [T, len], and len (summed into the shared gradient
+    /// by the backward ops).
+    pub rep_split: Option<(BufId, usize)>,
+}
+
+/// A buffer of `len` ones (the gate of a plain sum over tasks).
+pub fn ones(b: &mut dyn Backend, len: usize) -> Result<BufId> {
+    let buf = b.alloc(len, "ones")?;
+    b.write(buf, 0, &vec![1.0; len])?;
+    Ok(buf)
+}
+
+/// out [rows, width] (+)= Σ_j split[j, rows, width]: the per-task gradients of a
+/// shared representation summed, as a gated sum with a gate of ones [rows, T].
+pub fn sum_over_tasks(
+    ops: &mut Vec<Op>,
+    split: BufId,
+    ones: BufId,
+    out: BufId,
+    tasks: usize,
+    rows: usize,
+    width: usize,
+) {
+    ops.push(Op::GatedSumForward {
+        args: crate::ops::GateArgs {
+            rows: rows as u32,
+            experts: tasks as u32,
+            width: width as u32,
+            g_stride: tasks as u32,
+            ..Default::default()
+        },
+        g: ones,
+        ex: split,
+        out,
+    });
 }
 
 /// Arguments of one dense layer over `n` rows (one batch item, activations at offset 0).
@@ -93,10 +131,18 @@ impl Network {
             }
             first
         });
+        let gradnorm = spec.gradnorm.then(|| {
+            let first = layout.len;
+            for t in &spec.tasks {
+                layout.add(&format!("weighting.gradnorm.{}", t.name), vec![1]);
+            }
+            first
+        });
         Network {
             layout,
             arch,
             log_vars,
+            gradnorm,
         }
     }
 

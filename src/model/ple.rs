@@ -349,8 +349,22 @@ impl PleNet {
         }
 
         let mut backward = Vec::new();
+        let mut rep_split = None;
         if let (true, Some(grads)) = (train, grads) {
             let d = |l: &LayerBufs| l.dy.expect("training graph");
+            // GradNorm: each task's gradient of the last level's shared experts'
+            // outputs [S, N, H] apart (the last level has no shared gate).
+            let h_top = self.levels.last().expect("a level").expert.slot.outputs;
+            let shared_len = s_n * n * h_top;
+            let split = if spec.gradnorm {
+                Some((
+                    b.alloc(t_n * shared_len, "per-task shared expert gradients")?,
+                    super::network::ones(b, s_n * n * t_n)?,
+                ))
+            } else {
+                None
+            };
+            let last = self.levels.len() - 1;
             for (j, (layers, hb)) in self.heads.iter().zip(&heads).enumerate() {
                 chain_backward(
                     &mut backward,
@@ -387,11 +401,22 @@ impl PleNet {
                     let to = &lb.task_out[j];
                     for shared_part in [true, false] {
                         let acc = below_last || (shared_part && j > 0);
+                        let (args, dex) = match split {
+                            Some((buf, _)) if l == last && shared_part => (
+                                GateArgs {
+                                    ex_off: (j * shared_len) as u32,
+                                    accumulate: 0,
+                                    ..task_sum(j, h, true, false)
+                                },
+                                buf,
+                            ),
+                            _ => (task_sum(j, h, shared_part, acc), d(&lb.ex)),
+                        };
                         backward.push(Op::GatedSumBackwardExperts {
-                            args: task_sum(j, h, shared_part, acc),
+                            args,
                             g: lb.tg.y,
                             dout: d(to),
-                            dex: d(&lb.ex),
+                            dex,
                         });
                         backward.push(Op::GatedSumBackwardGate {
                             args: task_sum(j, h, shared_part, false),
@@ -400,6 +425,18 @@ impl PleNet {
                             dg: d(&lb.tg),
                         });
                     }
+                }
+                if let (Some((buf, ones)), true) = (split, l == last) {
+                    super::network::sum_over_tasks(
+                        &mut backward,
+                        buf,
+                        ones,
+                        d(&lb.ex),
+                        t_n,
+                        s_n * n,
+                        h,
+                    );
+                    rep_split = Some((buf, shared_len));
                 }
                 backward.push(Op::GateSoftmaxBackward {
                     args: softmax(t_n * n, g_n),
@@ -550,6 +587,7 @@ impl PleNet {
             forward,
             backward,
             gates: Some((top.tg.y, g_n)),
+            rep_split,
         })
     }
 }

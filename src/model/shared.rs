@@ -10,7 +10,7 @@ use super::network::{dense_args, Graph, Layer};
 use super::params::ParamLayout;
 use super::spec::{Activation, ModelSpec};
 use crate::backend::Backend;
-use crate::ops::{BufId, Op};
+use crate::ops::{BufId, DenseArgs, Op};
 use crate::Result;
 
 /// Trunk and heads of a hard-sharing model.
@@ -85,11 +85,38 @@ pub fn chain_backward(
     params: BufId,
     grads: BufId,
 ) {
+    chain_backward_at(
+        ops,
+        layers,
+        bufs,
+        input,
+        input_grad.map(|g| (g, 0)),
+        accumulate_input,
+        batch,
+        params,
+        grads,
+    )
+}
+
+/// [`chain_backward`] writing the input's gradient at element `input_grad.1`
+/// of buffer `input_grad.0`.
+#[allow(clippy::too_many_arguments)]
+pub fn chain_backward_at(
+    ops: &mut Vec<Op>,
+    layers: &[Layer],
+    bufs: &[LayerBufs],
+    input: BufId,
+    input_grad: Option<(BufId, usize)>,
+    accumulate_input: bool,
+    batch: usize,
+    params: BufId,
+    grads: BufId,
+) {
     for k in (0..layers.len()).rev() {
         let (l, b) = (&layers[k], &bufs[k]);
         let dy = b.dy.expect("training graph");
         let (x, dx, acc) = if k > 0 {
-            (bufs[k - 1].y, bufs[k - 1].dy, false)
+            (bufs[k - 1].y, bufs[k - 1].dy.map(|d| (d, 0)), false)
         } else {
             (input, input_grad, accumulate_input)
         };
@@ -100,9 +127,12 @@ pub fn chain_backward(
             x,
             grads,
         });
-        if let Some(dx) = dx {
+        if let Some((dx, dx_off)) = dx {
             ops.push(Op::DenseBackwardInput {
-                args: dense_args(&l.slot, batch, l.act, acc),
+                args: DenseArgs {
+                    dx_off: dx_off as u32,
+                    ..dense_args(&l.slot, batch, l.act, acc)
+                },
                 dy,
                 y: b.y,
                 params,
@@ -184,20 +214,58 @@ impl SharedNet {
             chain_forward(&mut forward, layers, bufs, trunk_out, batch, params);
         }
         let mut backward = Vec::new();
+        let mut rep_split = None;
         if let (true, Some(grads)) = (train, grads) {
             let trunk_out_grad = trunk.last().and_then(|l| l.dy);
-            for (j, (layers, bufs)) in self.heads.iter().zip(&heads).enumerate() {
-                chain_backward(
+            let t_n = self.heads.len();
+            let width = self.trunk.last().map_or(0, |l| l.slot.outputs);
+            if spec.gradnorm {
+                // GradNorm: each head's gradient of the trunk output apart, then summed.
+                let Some(dtrunk) = trunk_out_grad else {
+                    return Err(crate::Error::Invalid(
+                        "weighting = \"gradnorm\" needs a shared layer: the model has no trunk"
+                            .into(),
+                    ));
+                };
+                let split = b.alloc(t_n * batch * width, "per-task trunk gradients")?;
+                let ones = super::network::ones(b, batch * t_n)?;
+                for (j, (layers, bufs)) in self.heads.iter().zip(&heads).enumerate() {
+                    chain_backward_at(
+                        &mut backward,
+                        layers,
+                        bufs,
+                        trunk_out,
+                        Some((split, j * batch * width)),
+                        false,
+                        batch,
+                        params,
+                        grads,
+                    );
+                }
+                super::network::sum_over_tasks(
                     &mut backward,
-                    layers,
-                    bufs,
-                    trunk_out,
-                    trunk_out_grad,
-                    j > 0,
+                    split,
+                    ones,
+                    dtrunk,
+                    t_n,
                     batch,
-                    params,
-                    grads,
+                    width,
                 );
+                rep_split = Some((split, batch * width));
+            } else {
+                for (j, (layers, bufs)) in self.heads.iter().zip(&heads).enumerate() {
+                    chain_backward(
+                        &mut backward,
+                        layers,
+                        bufs,
+                        trunk_out,
+                        trunk_out_grad,
+                        j > 0,
+                        batch,
+                        params,
+                        grads,
+                    );
+                }
             }
             chain_backward(
                 &mut backward,
@@ -225,6 +293,7 @@ impl SharedNet {
             forward,
             backward,
             gates: None,
+            rep_split,
         })
     }
 }

@@ -82,6 +82,11 @@ pub struct ModelSpec {
     /// (set by `weighting = "uncertainty"`).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub log_vars: bool,
+    /// GradNorm's weight logits: one `weighting.gradnorm.{task}` [1] per task
+    /// (set by `weighting = "gradnorm"`); training graphs then also keep each
+    /// task's gradient of the last shared representation apart.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub gradnorm: bool,
     /// An ensemble of members replacing the trunk and heads.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ensemble: Option<EnsembleSpec>,

@@ -21,9 +21,9 @@ pub fn read_tensors(path: &Path, layout: &ParamLayout) -> Result<Vec<f32>> {
         .map_err(|e| Error::weights(path, format!("not a safetensors file: {e}")))?;
     let mut values = vec![0.0f32; layout.len];
     for t in &layout.tensors {
-        if t.name.starts_with(super::LOG_VAR_PREFIX) && st.tensor(&t.name).is_err() {
+        if let (Some(v), Err(_)) = (super::weighting_init(&t.name), st.tensor(&t.name)) {
             // Weighting state is not a weight: an init file from elsewhere lacks it.
-            values[t.offset] = super::LOG_VAR_INIT;
+            values[t.offset] = v;
             continue;
         }
         let view = st.tensor(&t.name).map_err(|_| {

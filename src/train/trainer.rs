@@ -4,7 +4,7 @@
 //! one recorded program, replayed `STEPS_PER_SUBMIT` steps per submit. Per-step
 //! losses accumulate in a device buffer read once per epoch.
 
-use super::weighting::Weighter;
+use super::weighting::{GradnormBufs, Weighter};
 use crate::backend::{Backend, ProgramId};
 use crate::io::{Dataset, OptimizerKind, TrainConfig, Weighting};
 use crate::model::{Model, TaskKind};
@@ -39,6 +39,8 @@ struct Buffers {
     log: BufId,
     /// λ_j of the step.
     lambda: BufId,
+    /// GradNorm's L_j(0).
+    initial: BufId,
 }
 
 /// Trains one model on one backend.
@@ -99,7 +101,12 @@ impl Trainer {
         cfg: &TrainConfig,
     ) -> Result<Trainer> {
         check_data(model, train, "training")?;
-        let weighter = Weighter::new(cfg.weighting, &model.spec, &model.network)?;
+        let weighter = Weighter::new(
+            cfg.weighting,
+            cfg.gradnorm_alpha,
+            &model.spec,
+            &model.network,
+        )?;
         if train.rows == 0 {
             return Err(Error::Invalid("the training data has no rows".into()));
         }
@@ -237,6 +244,24 @@ impl Trainer {
             });
         }
         ops.extend(graph.backward.iter().cloned());
+        let norms = b.alloc(tasks, "gradnorm norms")?;
+        let initial = b.alloc(tasks, "gradnorm initial losses")?;
+        if weighter.kind == Weighting::GradNorm && graph.rep_split.is_none() {
+            return Err(Error::Invalid(
+                "weighting = \"gradnorm\": this architecture does not expose a shared representation"
+                    .into(),
+            ));
+        }
+        ops.extend(weighter.after_backward(
+            graph.rep_split,
+            GradnormBufs {
+                lambda,
+                norms,
+                out,
+                initial,
+                grads,
+            },
+        ));
         let o = &cfg.optimizer;
         for range in net.trainable() {
             let (p_off, len) = (range.start as u32, range.len() as u32);
@@ -287,6 +312,7 @@ impl Trainer {
                 idx,
                 log,
                 lambda,
+                initial,
             },
             step,
             rows,
@@ -343,6 +369,9 @@ impl Trainer {
             b.write(self.bufs.lambda, 0, &lambda)?;
             self.host_lambda = Some(lambda);
         }
+        if let Some(l0) = self.weighter.initial_losses() {
+            b.write(self.bufs.initial, 0, &l0)?;
+        }
         b.write_u32(self.bufs.idx, 0, &order)?;
         b.write_u32(self.bufs.counters, 0, &[0, self.global_step as u32])?;
         let mut done = 0;
@@ -354,8 +383,8 @@ impl Trainer {
         }
         let log = b.read(self.bufs.log)?;
         // λ the host wrote is known; only the device-computed kind is read back (T values).
-        let lambda = match (&self.host_lambda, self.weighter.kind) {
-            (Some(l), k) if k != Weighting::Uncertainty => l.clone(),
+        let lambda = match &self.host_lambda {
+            Some(l) if !self.weighter.on_device() => l.clone(),
             _ => b.read(self.bufs.lambda)?,
         };
         self.lambda_history.push(lambda);
