@@ -545,3 +545,25 @@ fn gradnorm_graphs_keep_each_tasks_gradient_in_its_own_slot() {
         }
     }
 }
+
+#[test]
+fn weighting_state_is_optional_in_an_init_file() {
+    // A saved uncertainty-weighted model initialises a fixed-weight run (its
+    // weighting tensors are skipped), and a plain weights file initialises an
+    // uncertainty run (s_j start at −0.5).
+    let dir = std::env::temp_dir().join(format!("tandem-mmoe-init-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut uw = Model::new(mmoe_spec(true), 1);
+    let s_at = uw.layout().find("weighting.log_var.kind").unwrap().offset;
+    uw.params[s_at] = 0.25;
+    uw.save(dir.join("uw.safetensors")).unwrap();
+    let mut fixed = Model::new(mmoe_spec(false), 2);
+    fixed.load_weights(dir.join("uw.safetensors")).unwrap();
+    assert_eq!(fixed.params[..], uw.params[..fixed.params.len()]);
+    fixed.save(dir.join("plain.safetensors")).unwrap();
+    let mut again = Model::new(mmoe_spec(true), 3);
+    again.load_weights(dir.join("plain.safetensors")).unwrap();
+    assert_eq!(again.tensor("weighting.log_var.kind").unwrap(), &[-0.5]);
+    assert_eq!(again.params[..fixed.params.len()], fixed.params[..]);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -61,7 +61,13 @@ pub fn read_tensors(path: &Path, layout: &ParamLayout) -> Result<Vec<f32>> {
     let mut extra: Vec<&str> = st
         .names()
         .into_iter()
-        .filter(|n| layout.find(n).is_none() && !n.starts_with("adam.") && !n.starts_with("sgd."))
+        .filter(|n| {
+            // Optimizer and task-weighting state of another run's checkpoint is not a weight.
+            layout.find(n).is_none()
+                && !n.starts_with("adam.")
+                && !n.starts_with("sgd.")
+                && !n.starts_with("weighting.")
+        })
         .collect();
     if !extra.is_empty() {
         extra.sort();
