@@ -45,6 +45,9 @@ pub enum Kernel {
     GatedSumBackwardGate,
     UncertaintyWeights,
     UncertaintyFinish,
+    GradnormSumsq,
+    GradnormWeights,
+    GradnormUpdate,
 }
 
 /// The WGSL sources, one per op family, embedded at compile time.
@@ -95,6 +98,9 @@ impl Kernel {
         Kernel::GatedSumBackwardGate,
         Kernel::UncertaintyWeights,
         Kernel::UncertaintyFinish,
+        Kernel::GradnormSumsq,
+        Kernel::GradnormWeights,
+        Kernel::GradnormUpdate,
     ];
 
     /// The shader file holding this kernel's entry point.
@@ -120,7 +126,11 @@ impl Kernel {
             | Kernel::GatedSumForward
             | Kernel::GatedSumBackwardExperts
             | Kernel::GatedSumBackwardGate => "gate.wgsl",
-            Kernel::UncertaintyWeights | Kernel::UncertaintyFinish => "weighting.wgsl",
+            Kernel::UncertaintyWeights
+            | Kernel::UncertaintyFinish
+            | Kernel::GradnormSumsq
+            | Kernel::GradnormWeights
+            | Kernel::GradnormUpdate => "weighting.wgsl",
         }
     }
 
@@ -165,6 +175,9 @@ impl Kernel {
             Kernel::GatedSumBackwardGate => "gated_sum_backward_gate",
             Kernel::UncertaintyWeights => "uncertainty_weights",
             Kernel::UncertaintyFinish => "uncertainty_finish",
+            Kernel::GradnormSumsq => "gradnorm_sumsq",
+            Kernel::GradnormWeights => "gradnorm_weights",
+            Kernel::GradnormUpdate => "gradnorm_update",
         }
     }
 
@@ -198,6 +211,8 @@ impl Kernel {
             | Kernel::GatedSumBackwardGate => &[Read, Read, ReadWrite],
             Kernel::UncertaintyWeights => &[Read, ReadWrite],
             Kernel::UncertaintyFinish => &[Read, Read, ReadWrite, ReadWrite, ReadWrite],
+            Kernel::GradnormSumsq | Kernel::GradnormWeights => &[Read, ReadWrite],
+            Kernel::GradnormUpdate => &[Read, Read, Read, Read, ReadWrite],
         }
     }
 }

@@ -184,6 +184,16 @@ pub struct WeightingArgs {
     pub _pad: u32,
 }
 
+/// `GradnormArgs` in shaders/weighting.wgsl: p_j at params[p_off + j].
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, Pod, Zeroable)]
+pub struct GradnormArgs {
+    pub tasks: u32,
+    pub len: u32,
+    pub p_off: u32,
+    pub alpha: f32,
+}
+
 /// One kernel invocation. Buffer fields are listed in binding order.
 #[derive(Debug, Clone)]
 pub enum Op {
@@ -371,6 +381,27 @@ pub enum Op {
         grads: BufId,
         log: BufId,
     },
+    /// norms[j] = ||split_j||² (GradNorm's per-task gradient norms, squared).
+    GradnormSumsq {
+        args: GradnormArgs,
+        split: BufId,
+        norms: BufId,
+    },
+    /// λ = T·softmax(p), GradNorm's task weights.
+    GradnormWeights {
+        args: GradnormArgs,
+        params: BufId,
+        lambda: BufId,
+    },
+    /// ∂L_grad/∂p into `grads` (GradNorm's weight update, by the optimizer).
+    GradnormUpdate {
+        args: GradnormArgs,
+        lambda: BufId,
+        norms: BufId,
+        out: BufId,
+        initial: BufId,
+        grads: BufId,
+    },
 }
 
 fn tiles(rows: u32, cols: u32) -> u32 {
@@ -409,6 +440,9 @@ impl Op {
             Op::GatedSumBackwardGate { .. } => Kernel::GatedSumBackwardGate,
             Op::UncertaintyWeights { .. } => Kernel::UncertaintyWeights,
             Op::UncertaintyFinish { .. } => Kernel::UncertaintyFinish,
+            Op::GradnormSumsq { .. } => Kernel::GradnormSumsq,
+            Op::GradnormWeights { .. } => Kernel::GradnormWeights,
+            Op::GradnormUpdate { .. } => Kernel::GradnormUpdate,
         }
     }
 
@@ -504,6 +538,16 @@ impl Op {
                 log,
                 ..
             } => vec![params, counters, out, grads, log],
+            Op::GradnormSumsq { split, norms, .. } => vec![split, norms],
+            Op::GradnormWeights { params, lambda, .. } => vec![params, lambda],
+            Op::GradnormUpdate {
+                lambda,
+                norms,
+                out,
+                initial,
+                grads,
+                ..
+            } => vec![lambda, norms, out, initial, grads],
         }
     }
 
@@ -541,6 +585,9 @@ impl Op {
             Op::UncertaintyWeights { args, .. } | Op::UncertaintyFinish { args, .. } => {
                 bytemuck::bytes_of(args)
             }
+            Op::GradnormSumsq { args, .. }
+            | Op::GradnormWeights { args, .. }
+            | Op::GradnormUpdate { args, .. } => bytemuck::bytes_of(args),
         };
         bytes.to_vec()
     }
@@ -584,6 +631,8 @@ impl Op {
             Op::GatedSumBackwardGate { args, .. } => (args.rows * args.experts).div_ceil(WORKGROUP),
             Op::UncertaintyWeights { args, .. } => args.tasks.div_ceil(64),
             Op::UncertaintyFinish { .. } => 1,
+            Op::GradnormSumsq { args, .. } => args.tasks,
+            Op::GradnormWeights { .. } | Op::GradnormUpdate { .. } => 1,
         }
     }
 

@@ -440,6 +440,75 @@ time = "y_time.npy"
     assert_eq!(c.dir, Path::new("."));
 }
 
+const PLE_CONFIG: &str = r#"[model]
+inputs = 8
+shared_experts = 2
+task_experts = 1
+expert = [16, 8]
+activation = "relu"
+
+[[tasks]]
+name = "click"
+kind = "binary"
+
+[[tasks]]
+name = "time"
+kind = "regression"
+
+[train]
+epochs = 2
+batch_size = 32
+weighting = "dwa"
+
+[train.optimizer]
+kind = "adam"
+lr = 0.003
+
+[data]
+features = "x.npy"
+
+[data.targets]
+click = "y_click.npy"
+time = "y_time.npy"
+"#;
+
+#[test]
+fn ple_config_parses() {
+    let c = Config::parse(PLE_CONFIG, Path::new("config.toml")).unwrap();
+    let p = c.model.ple.clone().unwrap();
+    assert_eq!((p.shared, p.per_task, p.levels), (2, 1, vec![16, 8]));
+    assert!(c.experts.is_none() && c.model.experts.is_none());
+    assert_eq!(c.train.weighting, Weighting::Dwa);
+    assert!(!c.model.log_vars);
+}
+
+#[test]
+fn bad_ple_keys_are_named_with_their_line() {
+    let cases = [
+        (
+            "task_experts = 1\n",
+            "",
+            &["shared_experts", "task_experts", "line 3"][..],
+        ),
+        (
+            "task_experts = 1",
+            "task_experts = 0",
+            &["model.task_experts must be ≥ 1", "line 4"][..],
+        ),
+        ("expert = [16, 8]\n", "", &["model.expert", "line 3"][..]),
+        (
+            "task_experts = 1",
+            "task_experts = 1\nexperts = 3",
+            &["cannot be combined", "line 5"][..],
+        ),
+    ];
+    for (from, to, want) in cases {
+        let text = PLE_CONFIG.replacen(from, to, 1);
+        let err = Config::parse(&text, Path::new("config.toml")).unwrap_err();
+        assert_contains(&err.to_string(), want);
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // npy data errors
 // ---------------------------------------------------------------------------------------------

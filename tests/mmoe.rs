@@ -8,7 +8,7 @@ mod common;
 use common::random;
 use tandem::cpu::CpuBackend;
 use tandem::io::{AdamStyle, OptimizerConfig, OptimizerKind, TrainConfig, Weighting};
-use tandem::model::{Activation, ExpertsSpec};
+use tandem::model::{Activation, ExpertsSpec, PleSpec};
 use tandem::train::weighting::dwa_lambda;
 use tandem::{fit, Backend, BackendChoice, Dataset, Model, ModelSpec, TaskKind, TaskSpec};
 
@@ -94,12 +94,36 @@ fn adam_cfg(epochs: usize, batch: usize, weighting: Weighting, lr: f32) -> Train
     }
 }
 
+/// PLE with two levels (S = 2 shared, K = 1 per task), or CGC with one.
+fn ple_spec(levels: Vec<usize>) -> ModelSpec {
+    ModelSpec {
+        experts: None,
+        ple: Some(PleSpec {
+            shared: 2,
+            per_task: 1,
+            levels,
+        }),
+        ..mmoe_spec(false)
+    }
+}
+
 #[test]
 fn mmoe_graph_gradients_match_finite_differences() {
+    graph_gradients_match_finite_differences(&mmoe_spec(false));
+}
+
+#[test]
+fn ple_graph_gradients_match_finite_differences() {
+    graph_gradients_match_finite_differences(&ple_spec(vec![6, 5]));
+    graph_gradients_match_finite_differences(&ple_spec(vec![4, 3, 5]));
+    graph_gradients_match_finite_differences(&ple_spec(vec![6]));
+}
+
+fn graph_gradients_match_finite_differences(spec: &ModelSpec) {
     // Objective Σ_j Σ r_j ⊙ z_j over the logits of every task; the graph's
     // backward (seeded with r_j as the logits' gradient) must give its gradient
     // w.r.t. every parameter: experts, gates and heads.
-    let spec = mmoe_spec(false);
+    let spec = spec.clone();
     let model = Model::new(spec.clone(), 11);
     let n = 5;
     let mut b = CpuBackend::new();
@@ -235,10 +259,49 @@ fn mmoe_trains_the_same_on_cpu_and_gpu() {
 }
 
 #[test]
-fn uncertainty_weights_the_noisier_task_less() {
-    // Two regression tasks of the same signal family; the second's noise has
-    // ten times the standard deviation. At UW's optimum exp(s_j) = L_j, so
-    // λ_j = 1/(2·exp(s_j)) must end far lower for the noisy task.
+fn ple_trains_the_same_on_cpu_and_gpu() {
+    if common::gpu().is_none() {
+        return;
+    }
+    cpu_and_gpu_agree(
+        &ple_spec(vec![6, 5]),
+        &adam_cfg(3, 16, Weighting::Fixed, 0.01),
+        "ple 2 levels",
+    );
+    let mut cgc = ple_spec(vec![6]);
+    cgc.log_vars = true;
+    cpu_and_gpu_agree(
+        &cgc,
+        &adam_cfg(3, 16, Weighting::Uncertainty, 0.01),
+        "cgc uncertainty",
+    );
+}
+
+#[test]
+fn ple_names_its_tensors() {
+    let m = Model::new(ple_spec(vec![6, 5]), 0);
+    // E = 2 shared + 3 tasks × 1 = 5 experts per level; gates over S + K = 3.
+    for (name, shape) in [
+        ("experts.0.0.weight", vec![6, 7]),
+        ("experts.4.1.weight", vec![5, 6]),
+        ("gates.kind.0.weight", vec![3, 7]),
+        ("gates.value.1.bias", vec![3]),
+        ("shared_gates.0.weight", vec![5, 7]),
+        ("heads.kind.0.weight", vec![5, 5]),
+    ] {
+        let t = m
+            .layout()
+            .find(name)
+            .unwrap_or_else(|| panic!("no `{name}`"));
+        assert_eq!(t.shape, shape, "{name}");
+    }
+    // The last level has no shared gate.
+    assert!(m.layout().find("shared_gates.1.weight").is_none());
+}
+
+/// Two regression tasks of the same signal family; the second's noise has ten
+/// times the standard deviation (0.1 vs 1). A small MMoE with uncertainty weights.
+fn noisy_pair() -> (Dataset, ModelSpec) {
     let rows = 512;
     let features = random(7, rows * 4, -1.0, 1.0);
     let noise = random(8, rows * 2, -1.0, 1.0);
@@ -270,6 +333,14 @@ fn uncertainty_weights_the_noisier_task_less() {
         log_vars: true,
         ..Default::default()
     };
+    (data, spec)
+}
+
+#[test]
+fn uncertainty_weights_the_noisier_task_less() {
+    // At UW's optimum exp(s_j) = L_j, so λ_j = 1/(2·exp(s_j)) must end far
+    // lower for the noisy task.
+    let (data, spec) = noisy_pair();
     let mut model = Model::new(spec, 1);
     let cfg = adam_cfg(40, 32, Weighting::Uncertainty, 0.02);
     let h = fit(
@@ -346,7 +417,7 @@ fn dwa_follows_the_ratio_of_the_last_two_epoch_losses() {
 }
 
 #[test]
-fn gradnorm_is_a_clear_error() {
+fn gradnorm_without_its_parameters_is_a_clear_error() {
     let mut model = Model::new(mmoe_spec(false), 2);
     let err = fit(
         &mut model,
@@ -359,7 +430,140 @@ fn gradnorm_is_a_clear_error() {
     .unwrap_err()
     .to_string();
     assert!(
-        err.contains("gradnorm") && err.contains("not implemented"),
+        err.contains("gradnorm") && err.contains("weighting.gradnorm"),
         "{err}"
     );
+}
+
+/// Hard sharing: trunk [6, 5] under the three heads.
+fn shared_spec() -> ModelSpec {
+    ModelSpec {
+        trunk: vec![6, 5],
+        experts: None,
+        ..mmoe_spec(false)
+    }
+}
+
+fn with_gradnorm(mut spec: ModelSpec) -> ModelSpec {
+    spec.gradnorm = true;
+    spec
+}
+
+#[test]
+fn gradnorm_graphs_keep_the_gradients_right() {
+    // Keeping each task's representation gradient apart must not change the
+    // parameters' gradients.
+    graph_gradients_match_finite_differences(&with_gradnorm(shared_spec()));
+    graph_gradients_match_finite_differences(&with_gradnorm(mmoe_spec(false)));
+    graph_gradients_match_finite_differences(&with_gradnorm(ple_spec(vec![6, 5])));
+}
+
+#[test]
+fn gradnorm_trains_the_same_on_cpu_and_gpu() {
+    if common::gpu().is_none() {
+        return;
+    }
+    let cfg = adam_cfg(3, 16, Weighting::GradNorm, 0.01);
+    cpu_and_gpu_agree(&with_gradnorm(shared_spec()), &cfg, "shared gradnorm");
+    cpu_and_gpu_agree(&with_gradnorm(mmoe_spec(false)), &cfg, "mmoe gradnorm");
+    cpu_and_gpu_agree(&with_gradnorm(ple_spec(vec![6, 5])), &cfg, "ple gradnorm");
+}
+
+#[test]
+fn gradnorm_upweights_the_task_that_learns_slower() {
+    // The noisy task's loss cannot fall far below its noise, so its loss ratio
+    // L/L(0) stays high: GradNorm raises its weight; the weights sum to T.
+    let (data, mut spec) = noisy_pair();
+    spec.log_vars = false;
+    spec.gradnorm = true;
+    let mut model = Model::new(spec, 1);
+    let h = fit(
+        &mut model,
+        &data,
+        None,
+        &adam_cfg(20, 32, Weighting::GradNorm, 0.02),
+        tandem::open_backend(BackendChoice::Cpu).unwrap(),
+        &mut |_| {},
+    )
+    .unwrap();
+    let w: Vec<&Vec<f32>> = h.epochs.iter().map(|e| &e.task_weights).collect();
+    assert_eq!(w[0], &vec![1.0, 1.0], "no update in the first epoch");
+    for l in &w {
+        assert!((l.iter().sum::<f32>() - 2.0).abs() < 1e-4, "{w:?}");
+    }
+    let last = w.last().unwrap();
+    println!("gradnorm weights by epoch: {w:?}");
+    assert!(
+        last[1] > last[0] * 1.2,
+        "noisy task not upweighted: {last:?}"
+    );
+    assert!(model.tensor("weighting.gradnorm.noisy").is_some());
+}
+
+#[test]
+fn gradnorm_graphs_keep_each_tasks_gradient_in_its_own_slot() {
+    // Seed only task j's logits gradient: only slot j of the split may be non-zero.
+    for spec in [
+        with_gradnorm(shared_spec()),
+        with_gradnorm(mmoe_spec(false)),
+        with_gradnorm(ple_spec(vec![6, 5])),
+    ] {
+        let model = Model::new(spec.clone(), 4);
+        let n = 3;
+        let mut b = CpuBackend::new();
+        let params = b.alloc(model.params.len(), "params").unwrap();
+        b.write(params, 0, &model.params).unwrap();
+        let grads = b.alloc(model.params.len(), "grads").unwrap();
+        let g = model
+            .network
+            .graph(&mut b, &spec, n, true, params, Some(grads))
+            .unwrap();
+        let (split, len) = g.rep_split.expect("a gradnorm graph keeps the split");
+        b.write(g.x, 0, &random(5, n * 7, -1.0, 1.0)).unwrap();
+        let fwd = b.prepare(&g.forward).unwrap();
+        let bwd = b.prepare(&g.backward).unwrap();
+        b.run(fwd, 1).unwrap();
+        for j in 0..spec.tasks.len() {
+            for (k, t) in spec.tasks.iter().enumerate() {
+                let r = if k == j {
+                    random(9 + k as u64, n * t.outputs, -1.0, 1.0)
+                } else {
+                    vec![0.0; n * t.outputs]
+                };
+                b.write(g.logits_grad[k].unwrap(), 0, &r).unwrap();
+            }
+            b.run(bwd, 1).unwrap();
+            let s = b.read(split).unwrap();
+            for k in 0..spec.tasks.len() {
+                let norm: f32 = s[k * len..(k + 1) * len].iter().map(|v| v * v).sum();
+                assert_eq!(
+                    norm > 0.0,
+                    k == j,
+                    "task {j} seeded, slot {k} has |g|² {norm}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn weighting_state_is_optional_in_an_init_file() {
+    // A saved uncertainty-weighted model initialises a fixed-weight run (its
+    // weighting tensors are skipped), and a plain weights file initialises an
+    // uncertainty run (s_j start at −0.5).
+    let dir = std::env::temp_dir().join(format!("tandem-mmoe-init-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut uw = Model::new(mmoe_spec(true), 1);
+    let s_at = uw.layout().find("weighting.log_var.kind").unwrap().offset;
+    uw.params[s_at] = 0.25;
+    uw.save(dir.join("uw.safetensors")).unwrap();
+    let mut fixed = Model::new(mmoe_spec(false), 2);
+    fixed.load_weights(dir.join("uw.safetensors")).unwrap();
+    assert_eq!(fixed.params[..], uw.params[..fixed.params.len()]);
+    fixed.save(dir.join("plain.safetensors")).unwrap();
+    let mut again = Model::new(mmoe_spec(true), 3);
+    again.load_weights(dir.join("plain.safetensors")).unwrap();
+    assert_eq!(again.tensor("weighting.log_var.kind").unwrap(), &[-0.5]);
+    assert_eq!(again.params[..fixed.params.len()], fixed.params[..]);
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -62,6 +62,9 @@ const CASES: &[(Kernel, Case)] = &[
     (Kernel::GatedSumBackwardGate, gated_sum_backward_gate),
     (Kernel::UncertaintyWeights, uncertainty_weights),
     (Kernel::UncertaintyFinish, uncertainty_finish),
+    (Kernel::GradnormSumsq, gradnorm_sumsq),
+    (Kernel::GradnormWeights, gradnorm_weights),
+    (Kernel::GradnormUpdate, gradnorm_update),
 ];
 
 #[test]
@@ -1125,4 +1128,99 @@ fn uncertainty_finish(h: &mut Harness) -> String {
         ));
     }
     format!("4 task counts (one past the log), max |Δ| {worst:.2e}")
+}
+
+fn gradnorm_sumsq(h: &mut Harness) -> String {
+    let mut worst = 0.0f32;
+    for &(tasks, len) in &[(1u32, 1u32), (3, 65), (2, 257), (4, 1000)] {
+        h.gpu_reset();
+        let split = h.buffer(
+            "split",
+            0,
+            &random(seed(&[tasks, len, 8]), (tasks * len) as usize, -1.0, 1.0),
+        );
+        let norms = h.output("norms", 0, tasks as usize);
+        let args = GradnormArgs {
+            tasks,
+            len,
+            p_off: 0,
+            alpha: 1.5,
+        };
+        worst = worst.max(h.check(
+            &format!("gradnorm_sumsq {tasks} tasks x {len}"),
+            &[Op::GradnormSumsq { args, split, norms }],
+            ELEM_TOL.0,
+            ELEM_TOL.1,
+        ));
+    }
+    format!("4 shapes, max |Δ| {worst:.2e}")
+}
+
+fn gradnorm_weights(h: &mut Harness) -> String {
+    let mut worst = 0.0f32;
+    for &tasks in &[1u32, 3, 65] {
+        h.gpu_reset();
+        let params = h.buffer(
+            "params",
+            0,
+            &random(seed(&[tasks, 9]), (tasks + 5) as usize, -3.0, 3.0),
+        );
+        let lambda = h.output("lambda", 0, tasks as usize);
+        let args = GradnormArgs {
+            tasks,
+            len: 0,
+            p_off: 4,
+            alpha: 1.5,
+        };
+        worst = worst.max(h.check(
+            &format!("gradnorm_weights {tasks} tasks"),
+            &[Op::GradnormWeights {
+                args,
+                params,
+                lambda,
+            }],
+            ELEM_TOL.0,
+            ELEM_TOL.1,
+        ));
+    }
+    format!("3 task counts, max |Δ| {worst:.2e}")
+}
+
+fn gradnorm_update(h: &mut Harness) -> String {
+    let mut worst = 0.0f32;
+    // The last case has no initial losses yet: zero gradients.
+    for &(tasks, active) in &[(1u32, true), (2, true), (5, true), (3, false)] {
+        h.gpu_reset();
+        let s = seed(&[tasks, active as u32, 10]);
+        let lambda = h.buffer("lambda", 0, &random(s, tasks as usize, 0.2, 2.0));
+        let norms = h.buffer("norms", 0, &random(s + 1, tasks as usize, 0.01, 4.0));
+        let out = h.buffer("out", 0, &random(s + 2, (2 * tasks + 1) as usize, 0.1, 3.0));
+        let init = if active { (0.5, 3.0) } else { (0.0, 0.0) };
+        let initial = h.buffer(
+            "initial",
+            0,
+            &random(s + 3, tasks as usize, init.0, init.1 + 1e-9),
+        );
+        let grads = h.buffer("grads", 0, &random(s + 4, (tasks + 6) as usize, -1.0, 1.0));
+        let args = GradnormArgs {
+            tasks,
+            len: 0,
+            p_off: 3,
+            alpha: 1.5,
+        };
+        worst = worst.max(h.check(
+            &format!("gradnorm_update {tasks} tasks active {active}"),
+            &[Op::GradnormUpdate {
+                args,
+                lambda,
+                norms,
+                out,
+                initial,
+                grads,
+            }],
+            ELEM_TOL.0,
+            ELEM_TOL.1,
+        ));
+    }
+    format!("4 cases (one before the first epoch ends), max |Δ| {worst:.2e}")
 }

@@ -298,10 +298,18 @@ fn inspect(
         b.describe()
     );
     let experts = alloc.first().map_or(0, |a| a.len());
+    // MMoE: every task gates all experts e0…; PLE: the shared ones s0…, then its own t0….
+    let columns: Vec<String> = match &model.spec.ple {
+        Some(p) => (0..p.shared)
+            .map(|i| format!("s{i}"))
+            .chain((0..p.per_task).map(|i| format!("t{i}")))
+            .collect(),
+        None => (0..experts).map(|e| format!("e{e}")).collect(),
+    };
     let width = names.iter().map(|n| n.len()).max().unwrap_or(4).max(4);
     let mut head = format!("{:<width$}", "task");
-    for e in 0..experts {
-        head.push_str(&format!(" {:>7}", format!("e{e}")));
+    for c in &columns {
+        head.push_str(&format!(" {c:>7}"));
     }
     println!("{head}");
     for (name, row) in names.iter().zip(&alloc) {
@@ -327,7 +335,10 @@ fn inspect(
     if model.task_weights.is_empty() {
         println!("(none recorded: the model was saved without a training history)");
     }
-    tandem::io::plot::allocation_heatmap(heatmap, &names, &alloc)?;
+    if model.spec.ple.is_some() {
+        println!("(PLE: the last level's gates; s = shared experts, t = the task's own)");
+    }
+    tandem::io::plot::allocation_heatmap(heatmap, &names, &columns, &alloc)?;
     tandem::io::plot::weights_plot(weights_plot, &names, &model.task_weights)?;
     eprintln!("wrote {} and {}", heatmap.display(), weights_plot.display());
     Ok(())

@@ -202,6 +202,27 @@ pub fn run_op(bufs: &mut [Vec<f32>], op: &Op) {
                 &mut log[0],
             )
         }
+        Op::GradnormSumsq { args, split, .. } => {
+            weighting::gradnorm_sumsq(args, &b[split.0], &mut out[0])
+        }
+        Op::GradnormWeights { args, params, .. } => {
+            weighting::gradnorm_weights(args, &b[params.0], &mut out[0])
+        }
+        Op::GradnormUpdate {
+            args,
+            lambda,
+            norms,
+            out: o,
+            initial,
+            ..
+        } => weighting::gradnorm_update(
+            args,
+            &b[lambda.0],
+            &b[norms.0],
+            &b[o.0],
+            &b[initial.0],
+            &mut out[0],
+        ),
     }
     for (id, data) in outputs.into_iter().zip(out) {
         bufs[id.0] = data;

@@ -57,7 +57,7 @@ pub struct TrainConfig {
     pub seed: u64,
     /// How the task losses are combined.
     pub weighting: Weighting,
-    /// GradNorm's restoring-force α (only with `weighting = "gradnorm"`; `None` = trainer default).
+    /// GradNorm's restoring-force α (only with `weighting = "gradnorm"`; `None` = 1.5, LibMTL's default).
     pub gradnorm_alpha: Option<f32>,
     /// `[train.optimizer]`.
     pub optimizer: OptimizerConfig,
@@ -211,6 +211,8 @@ struct RawModel {
     activation: Option<Activation>,
     experts: Option<Spanned<usize>>,
     expert: Option<Spanned<Vec<usize>>>,
+    shared_experts: Option<Spanned<usize>>,
+    task_experts: Option<Spanned<usize>>,
 }
 
 #[derive(Deserialize)]
@@ -346,14 +348,20 @@ impl Config {
         let tasks = tasks_from(&src, &raw.tasks, csv)?;
         let members = members_from(&src, &raw.members, &dir)?;
         let ensemble = ensemble_from(&src, raw.ensemble.as_ref(), &members)?;
-        let experts = experts_from(&src, &raw.model)?;
+        let ple = ple_from(&src, &raw.model)?;
+        let experts = if ple.is_some() {
+            None
+        } else {
+            experts_from(&src, &raw.model)?
+        };
         let mut model = model_from(
             &src,
             &raw.model,
             tasks,
             !members.is_empty(),
-            experts.is_some(),
+            experts.is_some() || ple.is_some(),
         )?;
+        model.ple = ple;
         model.experts = experts.as_ref().map(|e| crate::model::spec::ExpertsSpec {
             count: e.count,
             layers: e.layers.clone(),
@@ -373,6 +381,7 @@ impl Config {
         });
         let train = train_from(&src, &raw.train)?;
         model.log_vars = train.weighting == Weighting::Uncertainty;
+        model.gradnorm = train.weighting == Weighting::GradNorm;
         let data = data_from(&src, &raw.data, &model.tasks, &dir)?;
         Ok(Config {
             path: path.to_path_buf(),
@@ -648,6 +657,48 @@ fn model_from(
         tasks,
         ..Default::default()
     })
+}
+
+/// `shared_experts` / `task_experts` / `expert` in `[model]` → PLE; all three or none of the
+/// first two, and not with `experts`.
+fn ple_from(src: &Source, m: &RawModel) -> Result<Option<crate::model::PleSpec>> {
+    let (s, k) = match (&m.shared_experts, &m.task_experts) {
+        (None, None) => return Ok(None),
+        (Some(s), Some(k)) => (s, k),
+        (Some(x), None) | (None, Some(x)) => {
+            return Err(src.err(
+                x.span(),
+                "PLE needs both model.shared_experts and model.task_experts \
+                 (experts per level: shared, and per task)",
+            ))
+        }
+    };
+    if let Some(e) = &m.experts {
+        return Err(src.err(
+            e.span(),
+            "model.experts (MMoE) cannot be combined with shared_experts/task_experts (PLE)",
+        ));
+    }
+    for (name, v) in [("model.shared_experts", s), ("model.task_experts", k)] {
+        if *v.get_ref() == 0 {
+            return Err(src.err(v.span(), format!("{name} must be ≥ 1")));
+        }
+    }
+    let Some(x) = &m.expert else {
+        return Err(src.err(
+            s.span(),
+            "PLE needs model.expert = [units of each expert at each level]",
+        ));
+    };
+    if x.get_ref().is_empty() {
+        return Err(src.err(x.span(), "model.expert must list at least one level"));
+    }
+    check_sizes(src, "model.expert", x)?;
+    Ok(Some(crate::model::PleSpec {
+        shared: *s.get_ref(),
+        per_task: *k.get_ref(),
+        levels: x.get_ref().clone(),
+    }))
 }
 
 /// `experts` / `expert` in `[model]` → [`ExpertsConfig`]; both or neither.

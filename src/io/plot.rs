@@ -164,8 +164,14 @@ fn shade(v: f32) -> [u8; 3] {
 }
 
 /// Heatmap of `values[task][expert]` (mean gate weights in [0, 1]), one row
-/// per task and one column per expert, each cell labelled with its value.
-pub fn allocation_heatmap(path: &Path, tasks: &[String], values: &[Vec<f32>]) -> Result<()> {
+/// per task and one column per expert (headed by `columns`), each cell
+/// labelled with its value.
+pub fn allocation_heatmap(
+    path: &Path,
+    tasks: &[String],
+    columns: &[String],
+    values: &[Vec<f32>],
+) -> Result<()> {
     let experts = values.first().map_or(0, |v| v.len());
     let scale = 2;
     let cell = 56i64;
@@ -183,7 +189,7 @@ pub fn allocation_heatmap(path: &Path, tasks: &[String], values: &[Vec<f32>]) ->
     let mut c = Canvas::new(w as usize, h as usize);
     c.text(8, 8, scale, "mean gate weight per expert", BLACK);
     for e in 0..experts {
-        let s = format!("e{e}");
+        let s = columns.get(e).cloned().unwrap_or_else(|| format!("e{e}"));
         let x = label_w + e as i64 * cell + (cell - Canvas::text_width(&s, scale)) / 2;
         c.text(x, top - 16, scale, &s, BLACK);
     }

@@ -518,6 +518,7 @@ impl EnsembleNet {
             stacked,
             members,
             gates: None,
+            rep_split: None,
         })
     }
 }

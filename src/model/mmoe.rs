@@ -204,8 +204,19 @@ impl MmoeNet {
         }
 
         let mut backward = Vec::new();
+        let mut rep_split = None;
         if let (true, Some(grads)) = (train, grads) {
             let d = |l: &LayerBufs| l.dy.expect("training graph");
+            // GradNorm: each task's gradient of the last expert outputs [E, N, H] apart.
+            let ex_len = e_n * n * h_last;
+            let split = if spec.gradnorm {
+                Some((
+                    b.alloc(t_n * ex_len, "per-task expert gradients")?,
+                    super::network::ones(b, e_n * n * t_n)?,
+                ))
+            } else {
+                None
+            };
             for (j, (layers, bufs)) in self.heads.iter().zip(&heads).enumerate() {
                 chain_backward(
                     &mut backward,
@@ -218,11 +229,21 @@ impl MmoeNet {
                     params,
                     grads,
                 );
+                let (args, dex) = match split {
+                    Some((buf, _)) => (
+                        GateArgs {
+                            ex_off: (j * ex_len) as u32,
+                            ..sum_args(j, false)
+                        },
+                        buf,
+                    ),
+                    None => (sum_args(j, j > 0), d(ex_last)),
+                };
                 backward.push(Op::GatedSumBackwardExperts {
-                    args: sum_args(j, j > 0),
+                    args,
                     g: g.y,
                     dout: d(&mix[j]),
-                    dex: d(ex_last),
+                    dex,
                 });
                 backward.push(Op::GatedSumBackwardGate {
                     args: sum_args(j, false),
@@ -230,6 +251,18 @@ impl MmoeNet {
                     ex: ex_last.y,
                     dg: d(&g),
                 });
+            }
+            if let Some((buf, ones)) = split {
+                super::network::sum_over_tasks(
+                    &mut backward,
+                    buf,
+                    ones,
+                    d(ex_last),
+                    t_n,
+                    e_n * n,
+                    h_last,
+                );
+                rep_split = Some((buf, ex_len));
             }
             backward.push(Op::GateSoftmaxBackward {
                 args: softmax,
@@ -283,6 +316,7 @@ impl MmoeNet {
             form: vec![OutputForm::Logits; spec.tasks.len()],
             stacked: vec![1; spec.tasks.len()],
             members: vec![None; spec.tasks.len()],
+            rep_split,
         })
     }
 }

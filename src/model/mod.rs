@@ -3,6 +3,7 @@ pub mod ensemble;
 pub mod mmoe;
 pub mod network;
 pub mod params;
+pub mod ple;
 pub mod shared;
 pub mod spec;
 pub mod weights;
@@ -13,13 +14,30 @@ use params::ParamLayout;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 pub use spec::{
-    Activation, Combine, EnsembleSpec, ExpertsSpec, MemberSpec, ModelSpec, TaskKind, TaskSpec,
+    Activation, Combine, EnsembleSpec, ExpertsSpec, MemberSpec, ModelSpec, PleSpec, TaskKind,
+    TaskSpec,
 };
 
 /// Name prefix of the learned uncertainty-weighting log-variances s_j.
 pub const LOG_VAR_PREFIX: &str = "weighting.log_var.";
 /// Initial s_j (LibMTL's `UW`): λ_j = 1/(2·exp(−0.5)) ≈ 0.82 at the start.
 pub const LOG_VAR_INIT: f32 = -0.5;
+/// Name prefix of GradNorm's weight logits p_j (λ = T·softmax(p)).
+pub const GRADNORM_PREFIX: &str = "weighting.gradnorm.";
+/// Initial p_j (LibMTL's `GradNorm`): equal, so every λ_j starts at 1.
+pub const GRADNORM_INIT: f32 = 1.0;
+
+/// The initial value of a weighting tensor (state that an `--init` file from
+/// another framework lacks), or None for a model weight.
+pub fn weighting_init(name: &str) -> Option<f32> {
+    if name.starts_with(LOG_VAR_PREFIX) {
+        Some(LOG_VAR_INIT)
+    } else if name.starts_with(GRADNORM_PREFIX) {
+        Some(GRADNORM_INIT)
+    } else {
+        None
+    }
+}
 
 /// A model: its spec, parameter values in the flat layout, and the CSV
 /// preprocessing it was trained with (applied again by `predict`).
@@ -49,8 +67,8 @@ impl Model {
                     *v = rng.random_range(-limit..limit);
                 }
             }
-            if t.name.starts_with(LOG_VAR_PREFIX) {
-                params[t.offset] = LOG_VAR_INIT;
+            if let Some(v) = weighting_init(&t.name) {
+                params[t.offset] = v;
             }
         }
         let mut model = Model {

@@ -7,6 +7,7 @@
 use super::ensemble::EnsembleNet;
 use super::mmoe::MmoeNet;
 use super::params::{DenseSlot, ParamLayout};
+use super::ple::PleNet;
 use super::shared::SharedNet;
 use super::spec::{Activation, ModelSpec};
 use crate::backend::Backend;
@@ -30,6 +31,8 @@ pub enum Arch {
     Ensemble(EnsembleNet),
     /// Experts + one softmax gate and one head per task (MMoE).
     Mmoe(MmoeNet),
+    /// Levels of shared and per-task experts with gates (PLE; one level = CGC).
+    Ple(PleNet),
 }
 
 /// A model's layers, in the parameter layout's order.
@@ -40,6 +43,8 @@ pub struct Network {
     /// Offset of `weighting.log_var.{task}` (one per task, in task order) when
     /// the model learns uncertainty weights.
     pub log_vars: Option<usize>,
+    /// Offset of `weighting.gradnorm.{task}` (one per task, in task order).
+    pub gradnorm: Option<usize>,
 }
 
 /// The buffers and ops of one pass over a batch of `batch` rows.
@@ -66,6 +71,42 @@ pub struct Graph {
     pub members: Vec<Option<MemberOutputs>>,
     /// Gated architectures: the gates' softmax output [T, N, E] and E.
     pub gates: Option<(BufId, usize)>,
+    /// Training graphs of a `gradnorm` spec: each task's gradient of the last
+    /// shared representation, [T, len], and len (summed into the shared gradient
+    /// by the backward ops).
+    pub rep_split: Option<(BufId, usize)>,
+}
+
+/// A buffer of `len` ones (the gate of a plain sum over tasks).
+pub fn ones(b: &mut dyn Backend, len: usize) -> Result<BufId> {
+    let buf = b.alloc(len, "ones")?;
+    b.write(buf, 0, &vec![1.0; len])?;
+    Ok(buf)
+}
+
+/// out [rows, width] (+)= Σ_j split[j, rows, width]: the per-task gradients of a
+/// shared representation summed, as a gated sum with a gate of ones [rows, T].
+pub fn sum_over_tasks(
+    ops: &mut Vec<Op>,
+    split: BufId,
+    ones: BufId,
+    out: BufId,
+    tasks: usize,
+    rows: usize,
+    width: usize,
+) {
+    ops.push(Op::GatedSumForward {
+        args: crate::ops::GateArgs {
+            rows: rows as u32,
+            experts: tasks as u32,
+            width: width as u32,
+            g_stride: tasks as u32,
+            ..Default::default()
+        },
+        g: ones,
+        ex: split,
+        out,
+    });
 }
 
 /// Every member's output for one task, [M, N, C].
@@ -107,6 +148,8 @@ impl Network {
         let mut layout = ParamLayout::default();
         let arch = if let Some(e) = &spec.ensemble {
             Arch::Ensemble(EnsembleNet::new(spec, e, &mut layout))
+        } else if spec.ple.is_some() {
+            Arch::Ple(PleNet::new(spec, &mut layout))
         } else if spec.experts.is_some() {
             Arch::Mmoe(MmoeNet::new(spec, &mut layout))
         } else {
@@ -119,10 +162,18 @@ impl Network {
             }
             first
         });
+        let gradnorm = spec.gradnorm.then(|| {
+            let first = layout.len;
+            for t in &spec.tasks {
+                layout.add(&format!("weighting.gradnorm.{}", t.name), vec![1]);
+            }
+            first
+        });
         Network {
             layout,
             arch,
             log_vars,
+            gradnorm,
         }
     }
 
@@ -141,6 +192,7 @@ impl Network {
             Arch::Shared(net) => net.graph(backend, spec, batch, train, params, grads),
             Arch::Ensemble(net) => net.graph(backend, spec, batch, train, params, grads),
             Arch::Mmoe(net) => net.graph(backend, spec, batch, train, params, grads),
+            Arch::Ple(net) => net.graph(backend, spec, batch, train, params, grads),
         }
     }
 
@@ -148,8 +200,10 @@ impl Network {
     pub fn trainable(&self) -> Vec<Range<usize>> {
         match &self.arch {
             Arch::Ensemble(net) => {
+                // Members and combiners, then the weighting state (log-variances,
+                // GradNorm's logits), which follows everything else.
                 let mut r = net.trainable(self.layout.len);
-                if let Some(first) = self.log_vars {
+                if let Some(first) = self.log_vars.or(self.gradnorm) {
                     r.push(first..self.layout.len);
                 }
                 r

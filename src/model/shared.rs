@@ -136,11 +136,30 @@ impl Chain<'_> {
         input_grad: Option<BufId>,
         accumulate_input: bool,
     ) {
+        let grad = input_grad.map(|g| (g, input_off));
+        self.backward_with(ops, input, input_off, grad, accumulate_input)
+    }
+
+    /// [`Chain::backward`] with the input's gradient written at its own
+    /// buffer and offset (GradNorm keeps each task's apart).
+    pub fn backward_with(
+        &self,
+        ops: &mut Vec<Op>,
+        input: BufId,
+        input_off: usize,
+        input_grad: Option<(BufId, usize)>,
+        accumulate_input: bool,
+    ) {
         for k in (0..self.layers.len()).rev() {
             let (l, b) = (&self.layers[k], &self.bufs[k]);
             let dy = b.dy.expect("training graph");
             let (x, x_off, dx, acc) = if k > 0 {
-                (self.bufs[k - 1].y, 0, self.bufs[k - 1].dy, false)
+                (
+                    self.bufs[k - 1].y,
+                    0,
+                    self.bufs[k - 1].dy.map(|d| (d, 0)),
+                    false,
+                )
             } else {
                 (input, input_off, input_grad, accumulate_input)
             };
@@ -153,9 +172,9 @@ impl Chain<'_> {
                 x,
                 grads: self.grads,
             });
-            if let Some(dx) = dx {
+            if let Some((dx, dx_off)) = dx {
                 let mut args = dense_args(&l.slot, self.batch, l.act, acc);
-                args.dx_off = x_off as u32;
+                args.dx_off = dx_off as u32;
                 ops.push(Op::DenseBackwardInput {
                     args,
                     dy,
@@ -166,6 +185,30 @@ impl Chain<'_> {
             }
         }
     }
+}
+
+/// [`chain_backward`] writing the input's gradient at element `input_grad.1`
+/// of buffer `input_grad.0`.
+#[allow(clippy::too_many_arguments)]
+pub fn chain_backward_at(
+    ops: &mut Vec<Op>,
+    layers: &[Layer],
+    bufs: &[LayerBufs],
+    input: BufId,
+    input_grad: Option<(BufId, usize)>,
+    accumulate_input: bool,
+    batch: usize,
+    params: BufId,
+    grads: BufId,
+) {
+    let chain = Chain {
+        layers,
+        bufs,
+        batch,
+        params,
+        grads,
+    };
+    chain.backward_with(ops, input, 0, input_grad, accumulate_input);
 }
 
 impl SharedNet {
@@ -182,7 +225,9 @@ impl SharedNet {
             width = h;
         }
         let first = spec.tasks.first().and_then(|t| t.head.first()).copied();
+        // (GradNorm keeps each head's trunk gradient apart: no fusion there.)
         let fusable = spec.tasks.len() > 1
+            && !spec.gradnorm
             && first.is_some()
             && spec.tasks.iter().all(|t| t.head.first().copied() == first);
         let mut fused_first = None;
@@ -324,41 +369,79 @@ impl SharedNet {
             };
         }
         let mut backward = Vec::new();
+        let mut rep_split = None;
         if let (true, Some(grads)) = (train, grads) {
             let trunk_out_grad = trunk.last().and_then(|l| l.dy);
-            for (j, (layers, bufs)) in self.heads.iter().zip(&heads).enumerate() {
-                let chain = Chain {
-                    layers: &layers[skip..],
-                    bufs,
-                    batch,
-                    params,
-                    grads,
+            let t_n = self.heads.len();
+            let width = self.trunk.last().map_or(0, |l| l.slot.outputs);
+            if spec.gradnorm {
+                // GradNorm: each head's gradient of the trunk output apart, then summed.
+                let Some(dtrunk) = trunk_out_grad else {
+                    return Err(crate::Error::Invalid(
+                        "weighting = \"gradnorm\" needs a shared layer: the model has no trunk"
+                            .into(),
+                    ));
                 };
-                match (&self.fused_first, &fused) {
-                    (Some(s), Some(f)) => {
-                        chain.backward(&mut backward, f.y, j * batch * s.outputs, f.dy, false)
-                    }
-                    _ => chain.backward(&mut backward, trunk_out, 0, trunk_out_grad, j > 0),
+                let split = b.alloc(t_n * batch * width, "per-task trunk gradients")?;
+                let ones = super::network::ones(b, batch * t_n)?;
+                for (j, (layers, bufs)) in self.heads.iter().zip(&heads).enumerate() {
+                    chain_backward_at(
+                        &mut backward,
+                        layers,
+                        bufs,
+                        trunk_out,
+                        Some((split, j * batch * width)),
+                        false,
+                        batch,
+                        params,
+                        grads,
+                    );
                 }
-            }
-            if let (Some(slot), Some(f)) = (&self.fused_first, &fused) {
-                let dy = f.dy.expect("training graph");
-                backward.push(Op::DenseBackwardWeight {
-                    args: first(slot, false),
-                    dy,
-                    y: f.y,
-                    x: trunk_out,
-                    grads,
-                });
-                if let Some(dx) = trunk_out_grad {
-                    // Summed over tasks: the trunk's output feeds every head.
-                    backward.push(Op::DenseBackwardInput {
+                super::network::sum_over_tasks(
+                    &mut backward,
+                    split,
+                    ones,
+                    dtrunk,
+                    t_n,
+                    batch,
+                    width,
+                );
+                rep_split = Some((split, batch * width));
+            } else {
+                for (j, (layers, bufs)) in self.heads.iter().zip(&heads).enumerate() {
+                    let chain = Chain {
+                        layers: &layers[skip..],
+                        bufs,
+                        batch,
+                        params,
+                        grads,
+                    };
+                    match (&self.fused_first, &fused) {
+                        (Some(s), Some(f)) => {
+                            chain.backward(&mut backward, f.y, j * batch * s.outputs, f.dy, false)
+                        }
+                        _ => chain.backward(&mut backward, trunk_out, 0, trunk_out_grad, j > 0),
+                    }
+                }
+                if let (Some(slot), Some(f)) = (&self.fused_first, &fused) {
+                    let dy = f.dy.expect("training graph");
+                    backward.push(Op::DenseBackwardWeight {
                         args: first(slot, false),
                         dy,
                         y: f.y,
-                        params,
-                        dx,
+                        x: trunk_out,
+                        grads,
                     });
+                    if let Some(dx) = trunk_out_grad {
+                        // Summed over tasks: the trunk's output feeds every head.
+                        backward.push(Op::DenseBackwardInput {
+                            args: first(slot, false),
+                            dy,
+                            y: f.y,
+                            params,
+                            dx,
+                        });
+                    }
                 }
             }
             chain_backward(
@@ -390,6 +473,7 @@ impl SharedNet {
             stacked: vec![1; spec.tasks.len()],
             members: vec![None; spec.tasks.len()],
             gates: None,
+            rep_split,
         })
     }
 }

@@ -75,10 +75,18 @@ pub struct ModelSpec {
     /// A multi-gate mixture of experts replacing the trunk.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub experts: Option<ExpertsSpec>,
+    /// Progressive layered extraction (PLE) replacing the trunk.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ple: Option<PleSpec>,
     /// Learned uncertainty weights: one `weighting.log_var.{task}` [1] per task
     /// (set by `weighting = "uncertainty"`).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub log_vars: bool,
+    /// GradNorm's weight logits: one `weighting.gradnorm.{task}` [1] per task
+    /// (set by `weighting = "gradnorm"`); training graphs then also keep each
+    /// task's gradient of the last shared representation apart.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub gradnorm: bool,
     /// An ensemble of members replacing the trunk and heads.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ensemble: Option<EnsembleSpec>,
@@ -91,6 +99,20 @@ pub struct ExpertsSpec {
     pub count: usize,
     /// Hidden sizes of each expert's dense stack.
     pub layers: Vec<usize>,
+}
+
+/// `shared_experts = S, task_experts = K, expert = [H_1, …, H_L]`: PLE (Tang et
+/// al. 2020) with L extraction levels (L = 1 is CGC). Level l has S shared and
+/// K per-task experts, each one dense layer of H_l units; per task a gate over
+/// its own and the shared experts, and below the last level a shared gate over all.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PleSpec {
+    /// Shared experts per level, S.
+    pub shared: usize,
+    /// Experts of each task per level, K.
+    pub per_task: usize,
+    /// Units of every expert at each level.
+    pub levels: Vec<usize>,
 }
 
 /// How an ensemble combines its members' outputs, per task (DESIGN §3).

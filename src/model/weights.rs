@@ -64,9 +64,9 @@ pub fn read_into(
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
     let st = deserialize(path, &bytes)?;
     for t in &layout.tensors {
-        if t.name.starts_with(super::LOG_VAR_PREFIX) && st.tensor(&t.name).is_err() {
+        if let (Some(v), Err(_)) = (super::weighting_init(&t.name), st.tensor(&t.name)) {
             // Weighting state is not a weight: an init file from elsewhere lacks it.
-            values[t.offset] = super::LOG_VAR_INIT;
+            values[t.offset] = v;
             continue;
         }
         if st.tensor(&t.name).is_err() && optional(&t.name) {
@@ -84,7 +84,13 @@ pub fn read_into(
     let mut extra: Vec<&str> = st
         .names()
         .into_iter()
-        .filter(|n| layout.find(n).is_none() && !n.starts_with("adam.") && !n.starts_with("sgd."))
+        .filter(|n| {
+            // Optimizer and task-weighting state of another run's checkpoint is not a weight.
+            layout.find(n).is_none()
+                && !n.starts_with("adam.")
+                && !n.starts_with("sgd.")
+                && !n.starts_with("weighting.")
+        })
         .collect();
     if !extra.is_empty() {
         extra.sort();

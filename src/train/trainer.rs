@@ -5,9 +5,9 @@
 //! losses accumulate in a device buffer read once per epoch.
 
 use super::bagging;
-use super::weighting::Weighter;
+use super::weighting::{GradnormBufs, Weighter};
 use crate::backend::{Backend, ProgramId};
-use crate::io::{Dataset, OptimizerKind, TrainConfig};
+use crate::io::{Dataset, OptimizerKind, TrainConfig, Weighting};
 use crate::model::network::OutputForm;
 use crate::model::{Model, TaskKind};
 use crate::ops::*;
@@ -41,6 +41,8 @@ struct Buffers {
     log: BufId,
     /// λ_j of the step.
     lambda: BufId,
+    /// GradNorm's L_j(0).
+    initial: BufId,
 }
 
 /// Trains one model on one backend.
@@ -58,6 +60,8 @@ pub struct Trainer {
     global_step: u64,
     flops_per_step: u64,
     weighter: Weighter,
+    /// The λ the host last wrote (fixed, DWA).
+    host_lambda: Option<Vec<f32>>,
     /// Per finished epoch, λ_j as used by its last step.
     lambda_history: Vec<Vec<f32>>,
 }
@@ -100,7 +104,12 @@ impl Trainer {
         cfg: &TrainConfig,
     ) -> Result<Trainer> {
         check_data(model, train, "training")?;
-        let weighter = Weighter::new(cfg.weighting, &model.spec, &model.network)?;
+        let weighter = Weighter::new(
+            cfg.weighting,
+            cfg.gradnorm_alpha,
+            &model.spec,
+            &model.network,
+        )?;
         if train.rows == 0 {
             return Err(Error::Invalid("the training data has no rows".into()));
         }
@@ -266,6 +275,24 @@ impl Trainer {
             });
         }
         ops.extend(graph.backward.iter().cloned());
+        let norms = b.alloc(tasks, "gradnorm norms")?;
+        let initial = b.alloc(tasks, "gradnorm initial losses")?;
+        if weighter.kind == Weighting::GradNorm && graph.rep_split.is_none() {
+            return Err(Error::Invalid(
+                "weighting = \"gradnorm\": this architecture does not expose a shared representation"
+                    .into(),
+            ));
+        }
+        ops.extend(weighter.after_backward(
+            graph.rep_split,
+            GradnormBufs {
+                lambda,
+                norms,
+                out,
+                initial,
+                grads,
+            },
+        ));
         let o = &cfg.optimizer;
         for range in net.trainable() {
             let (p_off, len) = (range.start as u32, range.len() as u32);
@@ -317,6 +344,7 @@ impl Trainer {
                 idx,
                 log,
                 lambda,
+                initial,
             },
             step,
             rows,
@@ -329,6 +357,7 @@ impl Trainer {
             global_step: 0,
             flops_per_step,
             weighter,
+            host_lambda: None,
             lambda_history: Vec::new(),
         })
     }
@@ -376,6 +405,10 @@ impl Trainer {
         let b = self.backend.as_mut();
         if let Some(lambda) = self.weighter.epoch_lambda() {
             b.write(self.bufs.lambda, 0, &lambda)?;
+            self.host_lambda = Some(lambda);
+        }
+        if let Some(l0) = self.weighter.initial_losses() {
+            b.write(self.bufs.initial, 0, &l0)?;
         }
         b.write_u32(self.bufs.idx, 0, &order)?;
         b.write_u32(self.bufs.counters, 0, &[0, self.global_step as u32])?;
@@ -387,7 +420,12 @@ impl Trainer {
             progress(done, self.steps_per_epoch);
         }
         let log = b.read(self.bufs.log)?;
-        self.lambda_history.push(b.read(self.bufs.lambda)?);
+        // λ the host wrote is known; only the device-computed kind is read back (T values).
+        let lambda = match &self.host_lambda {
+            Some(l) if !self.weighter.on_device() => l.clone(),
+            _ => b.read(self.bufs.lambda)?,
+        };
+        self.lambda_history.push(lambda);
         self.epoch += 1;
         self.global_step += self.steps_per_epoch as u64;
         let t = self.tasks;

@@ -11,16 +11,28 @@
 //!   r_j = L̄_j(e−1)/L̄_j(e−2), the ratio of the task's last two epoch-mean losses;
 //!   λ_j = 1 for the first two epochs. The host writes λ at each epoch start from
 //!   the losses it already read back: no extra readback, nothing inside an epoch.
-//! - `gradnorm`: not implemented yet (an error says so).
+//! - `gradnorm` (Chen et al. 2018, LibMTL's `GradNorm`, on the representation):
+//!   λ = T·softmax(p) with p = `weighting.gradnorm.{task}` learned by the same
+//!   optimizer (from equal logits, so λ_j = 1 at first). The training graph keeps
+//!   each task's gradient of the last shared representation (hard sharing: the
+//!   trunk output; MMoE: the last expert outputs; PLE: the last level's shared
+//!   experts) apart; per step `gradnorm_sumsq` takes their norms G_j, and
+//!   `gradnorm_update` writes ∂/∂p of Σ_j |G_j − Ḡ·r_j^α| (targets held constant;
+//!   r_j = L_j/L_j(0) relative to the mean, L_j(0) = the first epoch's mean loss,
+//!   written by the host when the second epoch starts; no update before).
+//!   LibMTL's default takes the norms over the shared parameters; this is its
+//!   `rep_grad` form, one sum of squares per task instead of one backward per task.
 
 use crate::io::Weighting;
 use crate::model::network::Network;
 use crate::model::ModelSpec;
-use crate::ops::{BufId, Op, WeightingArgs};
+use crate::ops::{BufId, GradnormArgs, Op, WeightingArgs};
 use crate::{Error, Result};
 
 /// DWA's temperature (the paper's and LibMTL's default).
 pub const DWA_TEMPERATURE: f32 = 2.0;
+/// GradNorm's α when the config gives none (LibMTL's default).
+pub const GRADNORM_ALPHA: f32 = 1.5;
 
 /// The weighting of one training run, and the epoch-mean task losses it has seen.
 #[derive(Debug, Clone)]
@@ -32,12 +44,21 @@ pub struct Weighter {
     pub epoch_losses: Vec<Vec<f32>>,
     /// Offset of s_0 in the parameter layout (uncertainty).
     s_off: Option<usize>,
+    /// Offset of p_0 in the parameter layout (GradNorm), and α.
+    p_off: Option<usize>,
+    alpha: f32,
 }
 
 impl Weighter {
     /// Checks that `kind` can run on this network.
-    pub fn new(kind: Weighting, spec: &ModelSpec, net: &Network) -> Result<Weighter> {
+    pub fn new(
+        kind: Weighting,
+        alpha: Option<f32>,
+        spec: &ModelSpec,
+        net: &Network,
+    ) -> Result<Weighter> {
         let s_off = net.log_vars;
+        let p_off = net.gradnorm;
         match kind {
             Weighting::Uncertainty if s_off.is_none() => {
                 return Err(Error::Invalid(
@@ -46,11 +67,10 @@ impl Weighter {
                         .into(),
                 ))
             }
-            Weighting::GradNorm => {
+            Weighting::GradNorm if p_off.is_none() => {
                 return Err(Error::Invalid(
-                    "weighting = \"gradnorm\" is not implemented yet: it needs per-task gradient \
-                     norms at the last shared layer (one extra backward per task) on the device; \
-                     use \"fixed\", \"uncertainty\" or \"dwa\""
+                    "weighting = \"gradnorm\" needs the model's `weighting.gradnorm.<task>` \
+                     parameters: build the spec with `gradnorm = true` (a config does this)"
                         .into(),
                 ))
             }
@@ -61,6 +81,8 @@ impl Weighter {
             fixed: spec.tasks.iter().map(|t| t.weight).collect(),
             epoch_losses: Vec::new(),
             s_off,
+            p_off,
+            alpha: alpha.unwrap_or(GRADNORM_ALPHA),
         })
     }
 
@@ -73,6 +95,15 @@ impl Weighter {
         }
     }
 
+    fn gradnorm_args(&self, len: usize) -> GradnormArgs {
+        GradnormArgs {
+            tasks: self.fixed.len() as u32,
+            len: len as u32,
+            p_off: self.p_off.unwrap_or(0) as u32,
+            alpha: self.alpha,
+        }
+    }
+
     /// Ops of the step before `multitask_loss_reduce` (they fill `lambda`).
     pub fn before_reduce(&self, params: BufId, lambda: BufId) -> Vec<Op> {
         match self.kind {
@@ -81,8 +112,47 @@ impl Weighter {
                 params,
                 lambda,
             }],
+            Weighting::GradNorm => vec![Op::GradnormWeights {
+                args: self.gradnorm_args(0),
+                params,
+                lambda,
+            }],
             _ => Vec::new(),
         }
+    }
+
+    /// Ops of the step after the graph's backward, before the optimizer
+    /// (GradNorm: `split` = the per-task representation gradients [T, len]).
+    pub fn after_backward(&self, split: Option<(BufId, usize)>, bufs: GradnormBufs) -> Vec<Op> {
+        match (self.kind, split) {
+            (Weighting::GradNorm, Some((split, len))) => vec![
+                Op::GradnormSumsq {
+                    args: self.gradnorm_args(len),
+                    split,
+                    norms: bufs.norms,
+                },
+                Op::GradnormUpdate {
+                    args: self.gradnorm_args(len),
+                    lambda: bufs.lambda,
+                    norms: bufs.norms,
+                    out: bufs.out,
+                    initial: bufs.initial,
+                    grads: bufs.grads,
+                },
+            ],
+            _ => Vec::new(),
+        }
+    }
+
+    /// GradNorm's L_j(0), once: when the first epoch has ended.
+    pub fn initial_losses(&self) -> Option<Vec<f32>> {
+        (self.kind == Weighting::GradNorm && self.epoch_losses.len() == 1)
+            .then(|| self.epoch_losses[0].clone())
+    }
+
+    /// True when λ is computed on the device (read back once per epoch for the history).
+    pub fn on_device(&self) -> bool {
+        matches!(self.kind, Weighting::Uncertainty | Weighting::GradNorm)
     }
 
     /// Ops of the step right after `multitask_loss_reduce`.
@@ -131,6 +201,19 @@ impl Weighter {
         self.epoch_losses
             .push(mean.into_iter().map(|v| v / k).collect());
     }
+}
+
+/// Device buffers GradNorm's step ops use.
+#[derive(Debug, Clone, Copy)]
+pub struct GradnormBufs {
+    pub lambda: BufId,
+    /// [T] squared gradient norms.
+    pub norms: BufId,
+    /// The reduce's output: L_j first.
+    pub out: BufId,
+    /// [T] L_j(0).
+    pub initial: BufId,
+    pub grads: BufId,
 }
 
 /// DWA's weights for the next epoch from the epoch-mean losses so far.
