@@ -597,7 +597,6 @@ fn loss_case(h: &mut Harness, kind: Kernel) -> f32 {
                 stats_off: 4,
                 label_rows: if members > 1 { rows } else { 0 },
                 label_members: if per_member { members } else { 0 },
-                ..Default::default()
             };
             let op = match kind {
                 Kernel::LossBceProb => Op::LossBceProb {

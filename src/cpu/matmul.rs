@@ -65,7 +65,10 @@ pub fn matmul(
     }
     assert!(l.last(m, k) < lhs.len(), "matmul: lhs layout out of range");
     assert!(r.last(k, n) < rhs.len(), "matmul: rhs layout out of range");
-    let parallelism = if m * n * k >= PARALLEL_WORK {
+    // Thin products (a batch of 32 rows, a contraction over 32 rows) lose more
+    // to thread hand-offs than they gain: the benchmark measured 8 fused
+    // seed-sized members 1.4x slower threaded.
+    let parallelism = if m * n * k >= PARALLEL_WORK && m.min(n).min(k) >= 64 {
         gemm::Parallelism::Rayon(0)
     } else {
         gemm::Parallelism::None
