@@ -30,6 +30,17 @@ thread_local! {
     /// Reused dz buffer: a fresh multi-megabyte allocation per call costs a
     /// page fault per 4 KiB on first touch, which showed up in the benchmark.
     static SCRATCH: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+    /// Reused [N, B·O] buffer of the fused (side-by-side) paths, for the same reason.
+    static WIDE: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Calls `f` with a reused buffer of `len` elements (contents unspecified).
+fn with_wide<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
+    let mut buf = WIDE.with(|s| std::mem::take(&mut *s.borrow_mut()));
+    buf.resize(len, 0.0);
+    let r = f(&mut buf[..len]);
+    WIDE.with(|s| *s.borrow_mut() = buf);
+    r
 }
 
 /// Calls `f` with dz [N, O] = dy ⊙ act'(y) for batch item bt.
@@ -75,18 +86,59 @@ fn fused(a: &DenseArgs) -> bool {
 }
 
 /// dz of every batch item side by side: [N, B·O], dz[n, bt·O + o].
-fn output_grads_side_by_side(a: &DenseArgs, dy: &[f32], y: &[f32]) -> Vec<f32> {
+fn output_grads_side_by_side(a: &DenseArgs, dy: &[f32], y: &[f32], all: &mut [f32]) {
     let d = dims(a);
     let wide = a.batches as usize * d.o;
-    let mut all = vec![0.0f32; d.n * wide];
-    for bt in 0..a.batches as usize {
-        with_output_grad(a, bt, dy, y, |dz| {
-            for (row, src) in dz.chunks_exact(d.o.max(1)).enumerate() {
-                all[row * wide + bt * d.o..row * wide + (bt + 1) * d.o].copy_from_slice(src);
-            }
-        });
+    if wide == 0 {
+        return;
     }
-    all
+    // Row n of `all` gathers row n of every item's dz: rows are independent.
+    let fill = |first_row: usize, rows: &mut [f32]| {
+        for (k, out) in rows.chunks_exact_mut(wide).enumerate() {
+            let n = first_row + k;
+            for bt in 0..a.batches as usize {
+                let at = bt * a.y_bstride as usize + n * d.o;
+                let (g, v) = (&dy[a.dy_off as usize + at..], &y[a.y_off as usize + at..]);
+                for o in 0..d.o {
+                    out[bt * d.o + o] = g[o] * activate_grad(v[o], a.act);
+                }
+            }
+        }
+    };
+    if all.len() >= PARALLEL_ELEMENTS {
+        let per = d.n.div_ceil(rayon::current_num_threads()).max(1);
+        all.par_chunks_mut(per * wide)
+            .enumerate()
+            .for_each(|(c, rows)| fill(c * per, rows));
+    } else {
+        fill(0, all);
+    }
+}
+
+/// db (+)= Σ_n dz[n, :] over the rows of dz [N, db.len()], column blocks on every thread.
+fn bias_grad(dz: &[f32], db: &mut [f32], accumulate: bool) {
+    let cols = db.len();
+    if cols == 0 {
+        return;
+    }
+    let sum = |c0: usize, db: &mut [f32]| {
+        if !accumulate {
+            db.fill(0.0);
+        }
+        for row in dz.chunks_exact(cols) {
+            for (g, v) in db.iter_mut().zip(&row[c0..]) {
+                *g += v;
+            }
+        }
+    };
+    if dz.len() >= PARALLEL_ELEMENTS && cols >= 64 {
+        let per = cols.div_ceil(rayon::current_num_threads());
+        db.par_chunks_mut(per)
+            .enumerate()
+            .for_each(|(k, block)| sum(k * per, block));
+    } else {
+        sum(0, db);
+    }
 }
 
 /// `forward` for fused batch items: one [N, I]·[I, B·O] product, then bias,
@@ -94,12 +146,17 @@ fn output_grads_side_by_side(a: &DenseArgs, dy: &[f32], y: &[f32]) -> Vec<f32> {
 fn forward_fused(a: &DenseArgs, x: &[f32], params: &[f32], y: &mut [f32]) {
     let d = dims(a);
     let wide = a.batches as usize * d.o;
-    let mut out = vec![0.0f32; d.n * wide];
+    with_wide(d.n * wide, |out| forward_fused_into(a, x, params, y, out))
+}
+
+fn forward_fused_into(a: &DenseArgs, x: &[f32], params: &[f32], y: &mut [f32], out: &mut [f32]) {
+    let d = dims(a);
+    let wide = a.batches as usize * d.o;
     matmul(
         d.n,
         wide,
         d.i,
-        &mut out,
+        out,
         Layout::rows(0, wide),
         false,
         x,
@@ -170,19 +227,21 @@ pub fn backward_input(a: &DenseArgs, dy: &[f32], y: &[f32], params: &[f32], dx: 
         if a.w_bstride == a.i * a.o {
             // One product over K = B·O: [N, B·O]·[B·O, I].
             let wide = a.batches as usize * d.o;
-            let dz = output_grads_side_by_side(a, dy, y);
-            matmul(
-                d.n,
-                d.i,
-                wide,
-                dx,
-                Layout::rows(x0, d.i),
-                a.accumulate != 0,
-                &dz,
-                Layout::rows(0, wide),
-                params,
-                Layout::rows(a.w_off as usize, d.i),
-            );
+            with_wide(d.n * wide, |dz| {
+                output_grads_side_by_side(a, dy, y, dz);
+                matmul(
+                    d.n,
+                    d.i,
+                    wide,
+                    dx,
+                    Layout::rows(x0, d.i),
+                    a.accumulate != 0,
+                    dz,
+                    Layout::rows(0, wide),
+                    params,
+                    Layout::rows(a.w_off as usize, d.i),
+                )
+            });
         } else {
             for bt in 0..a.batches as usize {
                 let w0 = a.w_off as usize + bt * a.w_bstride as usize;
@@ -231,28 +290,23 @@ pub fn backward_weight(a: &DenseArgs, dy: &[f32], y: &[f32], x: &[f32], grads: &
     if fused(a) {
         // All items' dW as one [B·O, I] product: dWᵀ = xᵀ·dz_all.
         let wide = a.batches as usize * d.o;
-        let dz = output_grads_side_by_side(a, dy, y);
-        matmul(
-            d.i,
-            wide,
-            d.n,
-            grads,
-            Layout::transposed(a.w_off as usize, d.i),
-            a.accumulate != 0,
-            x,
-            Layout::transposed(a.x_off as usize, d.i),
-            &dz,
-            Layout::rows(0, wide),
-        );
-        let db = &mut grads[a.b_off as usize..a.b_off as usize + wide];
-        if a.accumulate == 0 {
-            db.fill(0.0);
-        }
-        for row in dz.chunks_exact(wide.max(1)) {
-            for (g, v) in db.iter_mut().zip(row) {
-                *g += v;
-            }
-        }
+        with_wide(d.n * wide, |dz| {
+            output_grads_side_by_side(a, dy, y, dz);
+            matmul(
+                d.i,
+                wide,
+                d.n,
+                grads,
+                Layout::transposed(a.w_off as usize, d.i),
+                a.accumulate != 0,
+                x,
+                Layout::transposed(a.x_off as usize, d.i),
+                dz,
+                Layout::rows(0, wide),
+            );
+            let db = &mut grads[a.b_off as usize..a.b_off as usize + wide];
+            bias_grad(dz, db, a.accumulate != 0);
+        });
         return;
     }
     for bt in 0..a.batches as usize {
@@ -275,15 +329,7 @@ pub fn backward_weight(a: &DenseArgs, dy: &[f32], y: &[f32], x: &[f32], grads: &
                 Layout::rows(0, d.o),
             );
             // db = Σ_n dz[n, :], summed row by row (contiguous reads).
-            let db = &mut grads[b0..b0 + d.o];
-            if a.accumulate == 0 {
-                db.fill(0.0);
-            }
-            for row in dz.chunks_exact(d.o.max(1)) {
-                for (g, v) in db.iter_mut().zip(row) {
-                    *g += v;
-                }
-            }
+            bias_grad(dz, &mut grads[b0..b0 + d.o], a.accumulate != 0);
         });
     }
 }
