@@ -149,7 +149,7 @@ fn sgd_with_momentum_trains_on_both_backends() {
         gradnorm_alpha: None,
         optimizer: OptimizerConfig {
             kind: OptimizerKind::Sgd,
-            lr: 0.05,
+            lr: 0.01,
             beta1: 0.9,
             beta2: 0.999,
             eps: 1e-7,
@@ -276,3 +276,4 @@ fn fused_first_head_layers_train_the_same_on_both_backends() {
         model.tensor("heads.flags.0.weight")
     );
 }
+
