@@ -276,4 +276,3 @@ fn fused_first_head_layers_train_the_same_on_both_backends() {
         model.tensor("heads.flags.0.weight")
     );
 }
-
