@@ -14,9 +14,9 @@
 //! (`experts.{e}.{l}.weight|bias`), so one stride steps from expert to expert;
 //! the gates (`gates.{task}.weight|bias`) likewise sit task after task.
 
-use super::network::{dense_args, Graph, Layer, OutputForm};
+use super::network::{dense_args, Graph, Layer};
 use super::params::{DenseSlot, ParamLayout};
-use super::shared::{chain_backward, chain_forward, head_layers, layer_bufs, LayerBufs};
+use super::shared::{chain_backward, chain_forward, layer_bufs, task_heads, LayerBufs};
 use super::spec::{Activation, ModelSpec};
 use crate::backend::Backend;
 use crate::ops::{BufId, DenseArgs, GateArgs, Op};
@@ -81,21 +81,7 @@ impl MmoeNet {
             let slot = layout.add_dense(&format!("gates.{}", t.name), spec.inputs, ex.count);
             gate.get_or_insert(slot);
         }
-        let heads = spec
-            .tasks
-            .iter()
-            .map(|task| {
-                head_layers(
-                    layout,
-                    &format!("heads.{}", task.name),
-                    width,
-                    &task.head,
-                    task.outputs,
-                    spec.activation,
-                    Activation::Identity,
-                )
-            })
-            .collect();
+        let heads = task_heads(spec, layout, width);
         MmoeNet {
             experts: ex.count,
             layers,
@@ -300,23 +286,9 @@ impl MmoeNet {
             }
         }
         Ok(Graph {
-            batch,
-            x,
-            logits: heads
-                .iter()
-                .map(|h| h.last().expect("output layer").y)
-                .collect(),
-            logits_grad: heads
-                .iter()
-                .map(|h| h.last().expect("output layer").dy)
-                .collect(),
-            forward,
-            backward,
             gates: Some((g.y, e_n)),
-            form: vec![OutputForm::Logits; spec.tasks.len()],
-            stacked: vec![1; spec.tasks.len()],
-            members: vec![None; spec.tasks.len()],
             rep_split,
+            ..Graph::with_heads(batch, x, &heads, forward, backward)
         })
     }
 }

@@ -8,7 +8,7 @@ use super::ensemble::EnsembleNet;
 use super::mmoe::MmoeNet;
 use super::params::{DenseSlot, ParamLayout};
 use super::ple::PleNet;
-use super::shared::SharedNet;
+use super::shared::{LayerBufs, SharedNet};
 use super::spec::{Activation, ModelSpec};
 use crate::backend::Backend;
 use crate::ops::{BufId, DenseArgs, Op};
@@ -107,6 +107,36 @@ pub fn sum_over_tasks(
         ex: split,
         out,
     });
+}
+
+impl Graph {
+    /// The graph of a model whose tasks each end in their own output layer
+    /// (hard sharing, MMoE, PLE): logits are those layers' outputs, one row
+    /// per batch row; no members, no gates, no GradNorm split (set them with
+    /// struct update syntax where the architecture has them).
+    pub fn with_heads(
+        batch: usize,
+        x: BufId,
+        heads: &[Vec<LayerBufs>],
+        forward: Vec<Op>,
+        backward: Vec<Op>,
+    ) -> Graph {
+        let out = |h: &Vec<LayerBufs>| *h.last().expect("a head has an output layer");
+        let tasks = heads.len();
+        Graph {
+            batch,
+            x,
+            logits: heads.iter().map(|h| out(h).y).collect(),
+            logits_grad: heads.iter().map(|h| out(h).dy).collect(),
+            forward,
+            backward,
+            form: vec![OutputForm::Logits; tasks],
+            stacked: vec![1; tasks],
+            members: vec![None; tasks],
+            gates: None,
+            rep_split: None,
+        }
+    }
 }
 
 /// Every member's output for one task, [M, N, C].

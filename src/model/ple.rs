@@ -19,9 +19,9 @@
 //! Names: `experts.{e}.{l}`, `gates.{task}.{l}` [S + K, in], `shared_gates.{l}`
 //! [E, in] (l < L − 1), `heads.{task}.{i}`. One level is CGC.
 
-use super::network::{dense_args, Graph, Layer, OutputForm};
+use super::network::{dense_args, Graph, Layer};
 use super::params::{DenseSlot, ParamLayout};
-use super::shared::{chain_backward, chain_forward, head_layers, layer_bufs, LayerBufs};
+use super::shared::{chain_backward, chain_forward, layer_bufs, task_heads, LayerBufs};
 use super::spec::{Activation, ModelSpec};
 use crate::backend::Backend;
 use crate::ops::{BufId, DenseArgs, GateArgs, Op};
@@ -126,21 +126,7 @@ impl PleNet {
             });
             width = h;
         }
-        let heads = spec
-            .tasks
-            .iter()
-            .map(|task| {
-                head_layers(
-                    layout,
-                    &format!("heads.{}", task.name),
-                    width,
-                    &task.head,
-                    task.outputs,
-                    spec.activation,
-                    Activation::Identity,
-                )
-            })
-            .collect();
+        let heads = task_heads(spec, layout, width);
         PleNet {
             shared: p.shared,
             per_task: p.per_task,
@@ -574,23 +560,9 @@ impl PleNet {
             }
         }
         Ok(Graph {
-            batch,
-            x,
-            logits: heads
-                .iter()
-                .map(|h| h.last().expect("output layer").y)
-                .collect(),
-            logits_grad: heads
-                .iter()
-                .map(|h| h.last().expect("output layer").dy)
-                .collect(),
-            forward,
-            backward,
             gates: Some((top.tg.y, g_n)),
             rep_split,
-            form: vec![OutputForm::Logits; spec.tasks.len()],
-            stacked: vec![1; spec.tasks.len()],
-            members: vec![None; spec.tasks.len()],
+            ..Graph::with_heads(batch, x, &heads, forward, backward)
         })
     }
 }

@@ -6,7 +6,7 @@
 //! Backward: the reverse, with the trunk output's gradient summed over tasks
 //! (the first head overwrites it, the others accumulate).
 
-use super::network::{dense_args, Graph, Layer, OutputForm};
+use super::network::{dense_args, Graph, Layer};
 use super::params::{DenseSlot, ParamLayout};
 use super::spec::{Activation, ModelSpec};
 use crate::backend::Backend;
@@ -266,20 +266,7 @@ impl SharedNet {
                 })
                 .collect()
         } else {
-            spec.tasks
-                .iter()
-                .map(|task| {
-                    head_layers(
-                        layout,
-                        &format!("heads.{}", task.name),
-                        width,
-                        &task.head,
-                        task.outputs,
-                        spec.activation,
-                        Activation::Identity,
-                    )
-                })
-                .collect()
+            task_heads(spec, layout, width)
         };
         SharedNet {
             trunk,
@@ -457,25 +444,29 @@ impl SharedNet {
             );
         }
         Ok(Graph {
-            batch,
-            x,
-            logits: heads
-                .iter()
-                .map(|h| h.last().expect("output layer").y)
-                .collect(),
-            logits_grad: heads
-                .iter()
-                .map(|h| h.last().expect("output layer").dy)
-                .collect(),
-            forward,
-            backward,
-            form: vec![OutputForm::Logits; spec.tasks.len()],
-            stacked: vec![1; spec.tasks.len()],
-            members: vec![None; spec.tasks.len()],
-            gates: None,
             rep_split,
+            ..Graph::with_heads(batch, x, &heads, forward, backward)
         })
     }
+}
+
+/// Places every task's head (`heads.{task}.{i}`) on an input of `width`:
+/// hidden layers with the model's activation, then an identity output layer.
+pub fn task_heads(spec: &ModelSpec, layout: &mut ParamLayout, width: usize) -> Vec<Vec<Layer>> {
+    spec.tasks
+        .iter()
+        .map(|task| {
+            head_layers(
+                layout,
+                &format!("heads.{}", task.name),
+                width,
+                &task.head,
+                task.outputs,
+                spec.activation,
+                Activation::Identity,
+            )
+        })
+        .collect()
 }
 
 /// Places a head: hidden layers with `hidden_act`, then an output layer of
