@@ -22,39 +22,6 @@ fn task(name: &str, kind: TaskKind, outputs: usize, head: Vec<usize>, weight: f3
     }
 }
 
-/// 7 inputs; a 3-class task, a 2-label binary task and a regression task, with missing labels.
-fn data(rows: usize) -> Dataset {
-    let features = random(1, rows * 7, -1.5, 1.5);
-    let u = random(2, rows * 4, 0.0, 1.0);
-    let (mut class, mut multi, mut value) = (Vec::new(), Vec::new(), Vec::new());
-    for r in 0..rows {
-        let x = &features[r * 7..r * 7 + 7];
-        class.push(if r % 11 == 5 {
-            f32::NAN
-        } else {
-            ((x[0] + x[1] > 0.0) as u8 + (x[2] > 0.5) as u8) as f32
-        });
-        multi.push((x[3] > 0.0) as u8 as f32);
-        multi.push(if r % 7 == 3 {
-            f32::NAN
-        } else {
-            (x[4] * u[r] > 0.1) as u8 as f32
-        });
-        value.push(if r % 5 == 0 {
-            f32::NAN
-        } else {
-            x[5] * 2.0 - x[6] + 0.1 * u[rows + r]
-        });
-    }
-    Dataset {
-        rows,
-        inputs: 7,
-        features,
-        targets: vec![class, multi, value],
-        feature_names: vec![],
-    }
-}
-
 /// Four experts of two layers, hidden heads on two of the three tasks.
 fn mmoe_spec(log_vars: bool) -> ModelSpec {
     ModelSpec {
@@ -187,7 +154,7 @@ fn graph_gradients_match_finite_differences(spec: &ModelSpec) {
 
 /// Trains `spec` on both backends with `cfg`; per-step losses and final weights must agree.
 fn cpu_and_gpu_agree(spec: &ModelSpec, cfg: &TrainConfig, what: &str) {
-    let train = data(75); // 5 steps per epoch, the last with 11 rows
+    let train = common::mixed_tasks(75); // 5 steps per epoch, the last with 11 rows
     let run = |b: BackendChoice| {
         let mut model = Model::new(spec.clone(), 3);
         let h = fit(
@@ -386,7 +353,7 @@ fn dwa_follows_the_ratio_of_the_last_two_epoch_losses() {
     let mut model = Model::new(mmoe_spec(false), 2);
     let h = fit(
         &mut model,
-        &data(75),
+        &common::mixed_tasks(75),
         None,
         &adam_cfg(4, 16, Weighting::Dwa, 0.01),
         tandem::open_backend(BackendChoice::Cpu).unwrap(),
@@ -421,7 +388,7 @@ fn gradnorm_without_its_parameters_is_a_clear_error() {
     let mut model = Model::new(mmoe_spec(false), 2);
     let err = fit(
         &mut model,
-        &data(20),
+        &common::mixed_tasks(20),
         None,
         &adam_cfg(1, 16, Weighting::GradNorm, 0.01),
         tandem::open_backend(BackendChoice::Cpu).unwrap(),

@@ -5,10 +5,9 @@
 
 mod common;
 
-use common::random;
 use tandem::io::{AdamStyle, OptimizerConfig, OptimizerKind, TrainConfig, Weighting};
 use tandem::model::Activation;
-use tandem::{fit, BackendChoice, Dataset, Model, ModelSpec, TaskKind, TaskSpec};
+use tandem::{fit, BackendChoice, Model, ModelSpec, TaskKind, TaskSpec};
 
 fn task(name: &str, kind: TaskKind, outputs: usize, head: Vec<usize>, weight: f32) -> TaskSpec {
     TaskSpec {
@@ -17,40 +16,6 @@ fn task(name: &str, kind: TaskKind, outputs: usize, head: Vec<usize>, weight: f3
         weight,
         head,
         outputs,
-    }
-}
-
-fn data(rows: usize) -> Dataset {
-    let features = random(1, rows * 7, -1.5, 1.5);
-    let u = random(2, rows * 4, 0.0, 1.0);
-    let mut class = Vec::new();
-    let mut multi = Vec::new();
-    let mut value = Vec::new();
-    for r in 0..rows {
-        let x = &features[r * 7..r * 7 + 7];
-        class.push(if r % 11 == 5 {
-            f32::NAN
-        } else {
-            ((x[0] + x[1] > 0.0) as u8 + (x[2] > 0.5) as u8) as f32
-        });
-        multi.push((x[3] > 0.0) as u8 as f32);
-        multi.push(if r % 7 == 3 {
-            f32::NAN
-        } else {
-            (x[4] * u[r] > 0.1) as u8 as f32
-        });
-        value.push(if r % 5 == 0 {
-            f32::NAN
-        } else {
-            x[5] * 2.0 - x[6] + 0.1 * u[rows + r]
-        });
-    }
-    Dataset {
-        rows,
-        inputs: 7,
-        features,
-        targets: vec![class, multi, value],
-        feature_names: vec![],
     }
 }
 
@@ -87,7 +52,7 @@ fn cpu_and_gpu_train_the_same_model() {
             momentum: 0.0,
         },
     };
-    let train = data(75); // 5 steps per epoch, the last with 11 rows
+    let train = common::mixed_tasks(75); // 5 steps per epoch, the last with 11 rows
     let run = |b: BackendChoice| {
         let mut model = Model::new(spec.clone(), 3);
         let h = fit(
@@ -157,7 +122,7 @@ fn sgd_with_momentum_trains_on_both_backends() {
             momentum: 0.9,
         },
     };
-    let mut d = data(40);
+    let mut d = common::mixed_tasks(40);
     d.targets = vec![d.targets[2].clone()];
     let mut backends = vec![BackendChoice::Cpu];
     if common::gpu().is_some() {
@@ -226,7 +191,7 @@ fn fused_first_head_layers_train_the_same_on_both_backends() {
             momentum: 0.0,
         },
     };
-    let train = data(75);
+    let train = common::mixed_tasks(75);
     let mut backends = vec![BackendChoice::Cpu];
     if common::gpu().is_some() {
         backends.push(BackendChoice::Gpu);

@@ -157,3 +157,37 @@ impl<'a> Harness<'a> {
         worst
     }
 }
+
+/// 7 inputs; a 3-class task, a 2-label binary task and a regression task,
+/// each with some missing labels (the CPU-vs-GPU training tests' data).
+pub fn mixed_tasks(rows: usize) -> tandem::Dataset {
+    let features = random(1, rows * 7, -1.5, 1.5);
+    let u = random(2, rows * 4, 0.0, 1.0);
+    let (mut class, mut multi, mut value) = (Vec::new(), Vec::new(), Vec::new());
+    for r in 0..rows {
+        let x = &features[r * 7..r * 7 + 7];
+        class.push(if r % 11 == 5 {
+            f32::NAN
+        } else {
+            ((x[0] + x[1] > 0.0) as u8 + (x[2] > 0.5) as u8) as f32
+        });
+        multi.push((x[3] > 0.0) as u8 as f32);
+        multi.push(if r % 7 == 3 {
+            f32::NAN
+        } else {
+            (x[4] * u[r] > 0.1) as u8 as f32
+        });
+        value.push(if r % 5 == 0 {
+            f32::NAN
+        } else {
+            x[5] * 2.0 - x[6] + 0.1 * u[rows + r]
+        });
+    }
+    tandem::Dataset {
+        rows,
+        inputs: 7,
+        features,
+        targets: vec![class, multi, value],
+        feature_names: vec![],
+    }
+}
