@@ -330,6 +330,21 @@ fn npy_config_parses_with_defaults_and_resolved_paths() {
 }
 
 #[test]
+fn optimizer_defaults_to_keras_adam_and_sgd_lr() {
+    let no_optimizer = NPY_CONFIG.replace("[train.optimizer]\nkind = \"adam\"\nlr = 0.001\n", "");
+    assert!(!no_optimizer.contains("[train.optimizer]"));
+    let c = Config::parse(&no_optimizer, Path::new("c.toml")).unwrap();
+    assert_eq!(c.train.optimizer.kind, OptimizerKind::Adam);
+    assert_eq!(c.train.optimizer.lr, 0.001);
+    assert_eq!(c.train.optimizer.eps, 1e-7);
+    let sgd = NPY_CONFIG.replace("kind = \"adam\"\nlr = 0.001", "kind = \"sgd\"");
+    let c = Config::parse(&sgd, Path::new("c.toml")).unwrap();
+    assert_eq!(c.train.optimizer.kind, OptimizerKind::Sgd);
+    assert_eq!(c.train.optimizer.lr, 0.01);
+    assert_eq!(c.train.optimizer.momentum, 0.0);
+}
+
+#[test]
 fn ensemble_config_parses() {
     let text = r#"[model]
 inputs = 8

@@ -237,14 +237,17 @@ struct RawTrain {
     #[serde(default)]
     weighting: Weighting,
     gradnorm_alpha: Option<Spanned<f32>>,
+    /// Absent: Adam with Keras' defaults.
+    #[serde(default)]
     optimizer: RawOptimizer,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct RawOptimizer {
-    kind: Spanned<OptimizerKind>,
-    lr: Spanned<f32>,
+    kind: Option<Spanned<OptimizerKind>>,
+    /// Absent: Keras' default for the kind (Adam 0.001, SGD 0.01).
+    lr: Option<Spanned<f32>>,
     beta1: Option<Spanned<f32>>,
     beta2: Option<Spanned<f32>>,
     eps: Option<Spanned<f32>>,
@@ -819,7 +822,7 @@ fn train_from(src: &Source, t: &RawTrain) -> Result<TrainConfig> {
 
 /// `[train.optimizer]` → [`OptimizerConfig`]; keys of the other optimizer are an error.
 fn optimizer_from(src: &Source, o: &RawOptimizer) -> Result<OptimizerConfig> {
-    let kind = *o.kind.get_ref();
+    let kind = o.kind.as_ref().map_or(OptimizerKind::Adam, |k| *k.get_ref());
     let foreign: Vec<(&str, Option<Range<usize>>)> = match kind {
         OptimizerKind::Adam => vec![("momentum", o.momentum.as_ref().map(Spanned::span))],
         OptimizerKind::Sgd => vec![
@@ -844,7 +847,11 @@ fn optimizer_from(src: &Source, o: &RawOptimizer) -> Result<OptimizerConfig> {
     };
     Ok(OptimizerConfig {
         kind,
-        lr: check_range(src, "train.optimizer.lr", &o.lr, 0.0, true, f32::INFINITY)?,
+        lr: match &o.lr {
+            Some(lr) => check_range(src, "train.optimizer.lr", lr, 0.0, true, f32::INFINITY)?,
+            None if kind == OptimizerKind::Adam => 0.001,
+            None => 0.01,
+        },
         beta1: opt(&o.beta1, "train.optimizer.beta1", 0.9, false, 1.0)?,
         beta2: opt(&o.beta2, "train.optimizer.beta2", 0.999, false, 1.0)?,
         eps: opt(&o.eps, "train.optimizer.eps", 1e-7, true, f32::INFINITY)?,
