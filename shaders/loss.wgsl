@@ -11,6 +11,8 @@
 //   bce on probabilities (an ensemble's averaged output): p = clamp(z, ε, 1−ε), ε = 1e-7 (Keras),
 //         l = −y·log p − (1−y)·log(1−p),              dl/dz = (p − y)/(p(1−p)), 0 where clamped
 //   mse:  l = (z − y)²,                               dl/dz = 2(z − y)
+//   ce on probabilities (an ensemble's averaged softmax outputs): p = clamp(z[y], ε, 1−ε),
+//         l = −log p,                                 dl/dz[y] = −1/p, 0 elsewhere and where clamped
 // A task's loss is Σ l / Σ count over the batch (multitask_loss_reduce).
 // CPU twin: src/cpu/loss.rs.
 
@@ -173,4 +175,38 @@ fn loss_bce_prob(@builtin(workgroup_id) wid: vec3<u32>,
     }
     lp_stats[lp.stats_off + 2u * r] = total;
     lp_stats[lp.stats_off + 2u * r + 1u] = count;
+}
+
+@group(0) @binding(0) var<uniform> lq: LossArgs;
+@group(0) @binding(1) var<storage, read> lq_z: array<f32>;
+@group(0) @binding(2) var<storage, read> lq_label: array<f32>;
+@group(0) @binding(3) var<storage, read_write> lq_dz: array<f32>;
+@group(0) @binding(4) var<storage, read_write> lq_stats: array<f32>;
+
+// Cross-entropy on class probabilities (an ensemble's averaged or gated softmax outputs):
+//   p = clamp(z[y], ε, 1−ε),  l = −log p,  dl/dz[y] = −1/p (0 where clamped),  dl/dz[c≠y] = 0.
+// Keras also divides z by its row sum first; for rows that already sum to 1 (every caller's) that
+// adds the same constant to each dl/dz[c], which a softmax or a convex combination of softmaxes
+// upstream cancels, so it is left out.
+@compute @workgroup_size(256)
+fn loss_ce_prob(@builtin(workgroup_id) wid: vec3<u32>,
+                @builtin(num_workgroups) nwg: vec3<u32>,
+                @builtin(local_invocation_id) lid: vec3<u32>) {
+    let r = flat_index(wid, nwg, lid);
+    if (r >= lq.rows) { return; }
+    let z0 = lq.z_off + r * lq.outputs;
+    let d0 = lq.dz_off + r * lq.outputs;
+    for (var c = 0u; c < lq.outputs; c++) { lq_dz[d0 + c] = 0.0; }
+    let y = lq_label[lq.label_off + label_row_of(r, lq.label_rows, lq.label_members)];
+    if (is_missing(y) || y < 0.0 || u32(y) >= lq.outputs) {
+        lq_stats[lq.stats_off + 2u * r] = 0.0;
+        lq_stats[lq.stats_off + 2u * r + 1u] = 0.0;
+        return;
+    }
+    let cls = u32(y);
+    let z = lq_z[z0 + cls];
+    let p = clamp(z, PROB_EPS, 1.0 - PROB_EPS);
+    if (z > PROB_EPS && z < 1.0 - PROB_EPS) { lq_dz[d0 + cls] = -1.0 / p; }
+    lq_stats[lq.stats_off + 2u * r] = -log(p);
+    lq_stats[lq.stats_off + 2u * r + 1u] = 1.0;
 }

@@ -28,6 +28,7 @@ pub enum Kernel {
     LossSoftmaxCe,
     LossMse,
     LossBceProb,
+    LossCeProb,
     EnsembleMeanForward,
     EnsembleMeanBackward,
     MembersToRows,
@@ -81,6 +82,7 @@ impl Kernel {
         Kernel::LossSoftmaxCe,
         Kernel::LossMse,
         Kernel::LossBceProb,
+        Kernel::LossCeProb,
         Kernel::EnsembleMeanForward,
         Kernel::EnsembleMeanBackward,
         Kernel::MembersToRows,
@@ -111,9 +113,11 @@ impl Kernel {
             }
             Kernel::ActivationForward | Kernel::ActivationBackward => "activation.wgsl",
             Kernel::ConcatColumns | Kernel::SplitColumns => "concat.wgsl",
-            Kernel::LossBce | Kernel::LossSoftmaxCe | Kernel::LossMse | Kernel::LossBceProb => {
-                "loss.wgsl"
-            }
+            Kernel::LossBce
+            | Kernel::LossSoftmaxCe
+            | Kernel::LossMse
+            | Kernel::LossBceProb
+            | Kernel::LossCeProb => "loss.wgsl",
             Kernel::EnsembleMeanForward
             | Kernel::EnsembleMeanBackward
             | Kernel::MembersToRows
@@ -158,6 +162,7 @@ impl Kernel {
             Kernel::LossSoftmaxCe => "loss_softmax_ce",
             Kernel::LossMse => "loss_mse",
             Kernel::LossBceProb => "loss_bce_prob",
+            Kernel::LossCeProb => "loss_ce_prob",
             Kernel::EnsembleMeanForward => "ensemble_mean_forward",
             Kernel::EnsembleMeanBackward => "ensemble_mean_backward",
             Kernel::MembersToRows => "members_to_rows",
@@ -195,9 +200,11 @@ impl Kernel {
             | Kernel::EnsembleMeanBackward
             | Kernel::MembersToRows
             | Kernel::RowsToMembers => &[Read, ReadWrite],
-            Kernel::LossBce | Kernel::LossSoftmaxCe | Kernel::LossMse | Kernel::LossBceProb => {
-                &[Read, Read, ReadWrite, ReadWrite]
-            }
+            Kernel::LossBce
+            | Kernel::LossSoftmaxCe
+            | Kernel::LossMse
+            | Kernel::LossBceProb
+            | Kernel::LossCeProb => &[Read, Read, ReadWrite, ReadWrite],
             Kernel::MultitaskLossReduce => &[Read, Read, Read, ReadWrite, ReadWrite],
             Kernel::LossGradScale => &[Read, ReadWrite],
             Kernel::AdamUpdate => &[Read, Read, ReadWrite, ReadWrite, ReadWrite],

@@ -271,6 +271,14 @@ pub enum Op {
         dz: BufId,
         stats: BufId,
     },
+    /// Cross-entropy on class probabilities (an ensemble's averaged softmax outputs).
+    LossCeProb {
+        args: LossArgs,
+        z: BufId,
+        label: BufId,
+        dz: BufId,
+        stats: BufId,
+    },
     /// out [N, C] = mean over members of src [M, N, C].
     EnsembleMeanForward {
         args: EnsembleArgs,
@@ -423,6 +431,7 @@ impl Op {
             Op::LossSoftmaxCe { .. } => Kernel::LossSoftmaxCe,
             Op::LossMse { .. } => Kernel::LossMse,
             Op::LossBceProb { .. } => Kernel::LossBceProb,
+            Op::LossCeProb { .. } => Kernel::LossCeProb,
             Op::EnsembleMeanForward { .. } => Kernel::EnsembleMeanForward,
             Op::EnsembleMeanBackward { .. } => Kernel::EnsembleMeanBackward,
             Op::MembersToRows { .. } => Kernel::MembersToRows,
@@ -483,6 +492,13 @@ impl Op {
                 ..
             }
             | Op::LossBceProb {
+                z,
+                label,
+                dz,
+                stats,
+                ..
+            }
+            | Op::LossCeProb {
                 z,
                 label,
                 dz,
@@ -566,7 +582,8 @@ impl Op {
             Op::LossBce { args, .. }
             | Op::LossSoftmaxCe { args, .. }
             | Op::LossMse { args, .. }
-            | Op::LossBceProb { args, .. } => bytemuck::bytes_of(args),
+            | Op::LossBceProb { args, .. }
+            | Op::LossCeProb { args, .. } => bytemuck::bytes_of(args),
             Op::EnsembleMeanForward { args, .. }
             | Op::EnsembleMeanBackward { args, .. }
             | Op::MembersToRows { args, .. }
@@ -608,7 +625,8 @@ impl Op {
             Op::LossBce { args, .. }
             | Op::LossSoftmaxCe { args, .. }
             | Op::LossMse { args, .. }
-            | Op::LossBceProb { args, .. } => args.rows.div_ceil(WORKGROUP),
+            | Op::LossBceProb { args, .. }
+            | Op::LossCeProb { args, .. } => args.rows.div_ceil(WORKGROUP),
             Op::EnsembleMeanForward { args, .. } => (args.rows * args.width).div_ceil(WORKGROUP),
             Op::EnsembleMeanBackward { args, .. }
             | Op::MembersToRows { args, .. }

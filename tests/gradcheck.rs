@@ -139,6 +139,7 @@ fn task_loss(kind: u32, a: &LossArgs, z: &[f32], label: &[f32]) -> (f32, Vec<f32
         0 => loss::bce(a, z, label, &mut dz, &mut stats),
         1 => loss::softmax_ce(a, z, label, &mut dz, &mut stats),
         3 => loss::bce_prob(a, z, label, &mut dz, &mut stats),
+        4 => loss::ce_prob(a, z, label, &mut dz, &mut stats),
         _ => loss::mse(a, z, label, &mut dz, &mut stats),
     }
     let mut out = vec![0.0; 3];
@@ -162,9 +163,10 @@ fn task_loss(kind: u32, a: &LossArgs, z: &[f32], label: &[f32]) -> (f32, Vec<f32
 
 #[test]
 fn loss_gradients_match_finite_differences() {
-    for kind in 0..4u32 {
+    // kinds: 0 bce, 1 softmax ce, 2 mse, 3 bce on probabilities, 4 ce on probabilities
+    for kind in 0..5u32 {
         for &(rows, outputs) in &[(1u32, 1u32), (6, 3), (9, 1)] {
-            if kind == 1 && outputs < 2 {
+            if (kind == 1 || kind == 4) && outputs < 2 {
                 continue;
             }
             let a = LossArgs {
@@ -173,18 +175,22 @@ fn loss_gradients_match_finite_differences() {
                 ..Default::default()
             };
             let n = (rows * outputs) as usize;
-            // bce_prob takes probabilities, away from its clamp at ε and 1 − ε.
-            let z = if kind == 3 {
+            // bce_prob and ce_prob take probabilities, away from the clamp at ε and 1 − ε.
+            let z = if kind >= 3 {
                 random(kind as u64 + 3, n, 0.05, 0.95)
             } else {
                 random(kind as u64 + 3, n, -3.0, 3.0)
             };
-            let label_len = if kind == 1 { rows as usize } else { n };
+            let label_len = if kind == 1 || kind == 4 {
+                rows as usize
+            } else {
+                n
+            };
             let mut label: Vec<f32> = random(kind as u64 + 4, label_len, 0.0, 1.0)
                 .into_iter()
                 .map(|u| match kind {
                     0 => (u > 0.5) as u32 as f32,
-                    1 => (u * outputs as f32).floor(),
+                    1 | 4 => (u * outputs as f32).floor(),
                     _ => 3.0 * u,
                 })
                 .collect();
@@ -205,6 +211,45 @@ fn loss_gradients_match_finite_differences() {
                 );
             }
         }
+    }
+}
+
+/// Cross-entropy on softmax probabilities is softmax cross-entropy: the same
+/// loss, and (through the softmax's backward) the same gradient on the logits.
+#[test]
+fn ce_on_softmax_probabilities_is_softmax_ce() {
+    use tandem::cpu::gate;
+    use tandem::ops::GateArgs;
+    let (rows, outputs) = (7u32, 4u32);
+    let a = LossArgs {
+        rows,
+        outputs,
+        ..Default::default()
+    };
+    let z = random(41, (rows * outputs) as usize, -3.0, 3.0);
+    let mut label: Vec<f32> = random(42, rows as usize, 0.0, 1.0)
+        .into_iter()
+        .map(|u| (u * outputs as f32).floor())
+        .collect();
+    label[2] = f32::NAN;
+    let ga = GateArgs {
+        rows,
+        experts: outputs,
+        g_stride: outputs,
+        ..Default::default()
+    };
+    let mut p = vec![0.0; z.len()];
+    gate::softmax(&ga, &z, &mut p);
+    let (l_logits, dz_logits) = task_loss(1, &a, &z, &label);
+    let (l_prob, dp) = task_loss(4, &a, &p, &label);
+    assert!(
+        (l_logits - l_prob).abs() <= 1e-5 * l_logits.abs().max(1.0),
+        "loss {l_logits} (softmax ce) vs {l_prob} (ce on probabilities)"
+    );
+    let mut dz = vec![0.0; z.len()];
+    gate::softmax_backward(&ga, &dp, &p, &mut dz);
+    for (k, (a, b)) in dz_logits.iter().zip(&dz).enumerate() {
+        assert!((a - b).abs() <= 1e-5, "dz[{k}]: {a} (softmax ce) vs {b} (through softmax)");
     }
 }
 

@@ -45,6 +45,7 @@ const CASES: &[(Kernel, Case)] = &[
     (Kernel::LossSoftmaxCe, loss_softmax_ce),
     (Kernel::LossMse, loss_mse),
     (Kernel::LossBceProb, loss_bce_prob),
+    (Kernel::LossCeProb, loss_ce_prob),
     (Kernel::EnsembleMeanForward, ensemble_mean_forward),
     (Kernel::EnsembleMeanBackward, ensemble_mean_backward),
     (Kernel::MembersToRows, members_to_rows),
@@ -565,13 +566,21 @@ fn loss_case(h: &mut Harness, kind: Kernel) -> f32 {
             h.gpu_reset();
             let s = seed(&[rows, outputs, every as u32]);
             let n = (members * rows * outputs) as usize;
-            let (lo, hi) = if kind == Kernel::LossBceProb {
-                (0.0, 1.0)
-            } else {
-                (-6.0, 6.0)
-            };
-            let z = h.buffer("z", 3, &random(s, n, lo, hi));
-            let width = if kind == Kernel::LossSoftmaxCe {
+            let probabilities = matches!(kind, Kernel::LossBceProb | Kernel::LossCeProb);
+            let (lo, hi) = if probabilities { (0.0, 1.0) } else { (-6.0, 6.0) };
+            let mut values = random(s, n, lo, hi);
+            if probabilities {
+                // Exact 0 and 1 take the clamped branch (no gradient).
+                for (k, v) in values.iter_mut().enumerate() {
+                    match k % 7 {
+                        2 => *v = 0.0,
+                        5 => *v = 1.0,
+                        _ => {}
+                    }
+                }
+            }
+            let z = h.buffer("z", 3, &values);
+            let width = if matches!(kind, Kernel::LossSoftmaxCe | Kernel::LossCeProb) {
                 rows as usize
             } else {
                 (rows * outputs) as usize
@@ -580,7 +589,7 @@ fn loss_case(h: &mut Harness, kind: Kernel) -> f32 {
                 Kernel::LossBce | Kernel::LossBceProb => {
                     labels(s + 1, width, every, |u| if u < 0.5 { 0.0 } else { 1.0 })
                 }
-                Kernel::LossSoftmaxCe => labels(s + 1, width, every, |u| {
+                Kernel::LossSoftmaxCe | Kernel::LossCeProb => labels(s + 1, width, every, |u| {
                     (u * outputs as f32).floor().min(outputs as f32 - 1.0)
                 }),
                 _ => labels(s + 1, width, every, |u| 4.0 * u - 2.0),
@@ -614,6 +623,13 @@ fn loss_case(h: &mut Harness, kind: Kernel) -> f32 {
                     stats,
                 },
                 Kernel::LossSoftmaxCe => Op::LossSoftmaxCe {
+                    args,
+                    z,
+                    label,
+                    dz,
+                    stats,
+                },
+                Kernel::LossCeProb => Op::LossCeProb {
                     args,
                     z,
                     label,
@@ -873,6 +889,14 @@ fn loss_bce_prob(h: &mut Harness) -> String {
         "{} shapes, missing labels, stacked members, max |Δ| {:.2e}",
         LOSS_SHAPES.len(),
         loss_case(h, Kernel::LossBceProb)
+    )
+}
+
+fn loss_ce_prob(h: &mut Harness) -> String {
+    format!(
+        "{} shapes, missing labels, stacked members, max |Δ| {:.2e}",
+        LOSS_SHAPES.len(),
+        loss_case(h, Kernel::LossCeProb)
     )
 }
 

@@ -116,3 +116,31 @@ pub fn bce_prob(a: &LossArgs, z: &[f32], label: &[f32], dz: &mut [f32], stats: &
         stats[a.stats_off as usize + 2 * r + 1] = count;
     }
 }
+
+/// Cross-entropy on class probabilities (an ensemble's averaged softmax
+/// outputs): l = −log clamp(z[y], ε, 1−ε), dl/dz[y] = −1/p (0 where clamped),
+/// 0 for the other classes. Keras' division by the row sum is left out: rows
+/// here sum to 1, where it only adds a constant to every dl/dz[c], which the
+/// softmax upstream cancels.
+pub fn ce_prob(a: &LossArgs, z: &[f32], label: &[f32], dz: &mut [f32], stats: &mut [f32]) {
+    let c_n = a.outputs as usize;
+    for r in 0..a.rows as usize {
+        let g = &mut dz[a.dz_off as usize + r * c_n..a.dz_off as usize + (r + 1) * c_n];
+        g.fill(0.0);
+        let y = label[a.label_off as usize + label_row(a, r)];
+        let s0 = a.stats_off as usize + 2 * r;
+        if y.is_nan() || y < 0.0 || y as usize >= c_n {
+            stats[s0] = 0.0;
+            stats[s0 + 1] = 0.0;
+            continue;
+        }
+        let cls = y as usize;
+        let v = z[a.z_off as usize + r * c_n + cls];
+        let p = v.clamp(PROB_EPS, 1.0 - PROB_EPS);
+        if v > PROB_EPS && v < 1.0 - PROB_EPS {
+            g[cls] = -1.0 / p;
+        }
+        stats[s0] = -p.ln();
+        stats[s0 + 1] = 1.0;
+    }
+}

@@ -100,6 +100,10 @@ pub fn run_op(bufs: &mut [Vec<f32>], op: &Op) {
             let (dz, stats) = out.split_at_mut(1);
             loss::mse(args, &b[z.0], &b[label.0], &mut dz[0], &mut stats[0])
         }
+        Op::LossCeProb { args, z, label, .. } => {
+            let (dz, stats) = out.split_at_mut(1);
+            loss::ce_prob(args, &b[z.0], &b[label.0], &mut dz[0], &mut stats[0])
+        }
         Op::LossBceProb { args, z, label, .. } => {
             let (dz, stats) = out.split_at_mut(1);
             loss::bce_prob(args, &b[z.0], &b[label.0], &mut dz[0], &mut stats[0])
