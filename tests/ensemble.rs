@@ -74,8 +74,7 @@ fn pytorch_member_predicts_what_pytorch_recorded() {
 
 fn data(rows: usize) -> Dataset {
     let features = random(11, rows * 6, -1.0, 1.0);
-    let mut y = Vec::new();
-    let mut v = Vec::new();
+    let (mut y, mut v, mut k) = (Vec::new(), Vec::new(), Vec::new());
     for r in 0..rows {
         let x = &features[r * 6..r * 6 + 6];
         y.push(if r % 9 == 4 {
@@ -84,12 +83,17 @@ fn data(rows: usize) -> Dataset {
             (x[0] - x[1] + 0.5 * x[2] > 0.0) as u8 as f32
         });
         v.push(x[3] * 2.0 + x[4] - x[5]);
+        k.push(if r % 11 == 6 {
+            f32::NAN
+        } else {
+            ((x[1] + x[4] > 0.0) as u8 + (x[2] > 0.3) as u8) as f32
+        });
     }
     Dataset {
         rows,
         inputs: 6,
         features,
-        targets: vec![y, v],
+        targets: vec![y, v, k],
         feature_names: vec![],
     }
 }
@@ -100,6 +104,7 @@ fn ensemble_spec(combine: Combine) -> ModelSpec {
         tasks: vec![
             task("y", TaskKind::Binary, 1),
             task("v", TaskKind::Regression, 1),
+            task("k", TaskKind::Multiclass, 3),
         ],
         ensemble: Some(EnsembleSpec {
             bagging: false,
@@ -223,6 +228,64 @@ fn prediction_reports_the_members_spread() {
         spread.iter().any(|s| *s > 1e-3),
         "members disagree somewhere"
     );
+}
+
+/// Under every combiner but `concat`, a member ends in its task's activation,
+/// as the standalone model would predict: sigmoid probabilities for binary
+/// tasks, softmax probabilities for multiclass ones. `mean` then averages
+/// those probabilities (soft voting) and the spread is taken over them.
+#[test]
+fn members_output_probabilities_and_mean_is_soft_voting() {
+    let d = data(30);
+    let ens = Model::new(ensemble_spec(Combine::Mean), 5);
+    // Member `c` (trunk [7], relu) as a model of its own, with its weights.
+    let mut single = Model::new(
+        ModelSpec {
+            inputs: 6,
+            trunk: vec![7],
+            activation: Activation::Relu,
+            tasks: ensemble_spec(Combine::Mean).tasks,
+            ..Default::default()
+        },
+        0,
+    );
+    for t in single.layout().tensors.clone() {
+        let from = format!("members.c.{}", t.name);
+        let values = ens
+            .tensor(&from)
+            .unwrap_or_else(|| panic!("{from} missing"));
+        single.params[t.offset..t.offset + t.len()].copy_from_slice(values);
+    }
+    let mut b = tandem::open_backend(BackendChoice::Cpu).unwrap();
+    let out = tandem::train::forward(&ens, &d.features, d.rows, b.as_mut()).unwrap();
+    let p = tandem::predict(&ens, &d.features, d.rows, b.as_mut()).unwrap();
+    let alone = tandem::predict(&single, &d.features, d.rows, b.as_mut()).unwrap();
+    for (j, name) in [(0usize, "y"), (2, "k")] {
+        let per = out.members[j].as_ref().unwrap();
+        let c = p.tasks[j].outputs;
+        for (k, (a, e)) in alone.tasks[j].values.iter().zip(&per[2]).enumerate() {
+            assert!(
+                (a - e).abs() < 1e-5,
+                "{name}[{k}]: alone {a}, as member {e}"
+            );
+        }
+        let spread = p.tasks[j].spread.as_ref().unwrap();
+        for i in 0..d.rows * c {
+            let vals: Vec<f32> = per.iter().map(|m| m[i]).collect();
+            let mean = vals.iter().sum::<f32>() / vals.len() as f32;
+            let sd =
+                (vals.iter().map(|v| (v - mean).powi(2)).sum::<f32>() / vals.len() as f32).sqrt();
+            assert!(
+                (p.tasks[j].values[i] - mean).abs() < 1e-6,
+                "{name}[{i}]: mean"
+            );
+            assert!((spread[i] - sd).abs() < 1e-6, "{name}[{i}]: spread");
+        }
+    }
+    for (r, row) in p.tasks[2].values.chunks_exact(3).enumerate() {
+        let sum: f32 = row.iter().sum();
+        assert!((sum - 1.0).abs() < 1e-5, "row {r}: soft vote sums to {sum}");
+    }
 }
 
 /// Writes an ensemble config around the golden member files; `edit` changes its text.

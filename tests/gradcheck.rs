@@ -249,7 +249,10 @@ fn ce_on_softmax_probabilities_is_softmax_ce() {
     let mut dz = vec![0.0; z.len()];
     gate::softmax_backward(&ga, &dp, &p, &mut dz);
     for (k, (a, b)) in dz_logits.iter().zip(&dz).enumerate() {
-        assert!((a - b).abs() <= 1e-5, "dz[{k}]: {a} (softmax ce) vs {b} (through softmax)");
+        assert!(
+            (a - b).abs() <= 1e-5,
+            "dz[{k}]: {a} (softmax ce) vs {b} (through softmax)"
+        );
     }
 }
 

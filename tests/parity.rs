@@ -567,7 +567,11 @@ fn loss_case(h: &mut Harness, kind: Kernel) -> f32 {
             let s = seed(&[rows, outputs, every as u32]);
             let n = (members * rows * outputs) as usize;
             let probabilities = matches!(kind, Kernel::LossBceProb | Kernel::LossCeProb);
-            let (lo, hi) = if probabilities { (0.0, 1.0) } else { (-6.0, 6.0) };
+            let (lo, hi) = if probabilities {
+                (0.0, 1.0)
+            } else {
+                (-6.0, 6.0)
+            };
             let mut values = random(s, n, lo, hi);
             if probabilities {
                 // Exact 0 and 1 take the clamped branch (no gradient).

@@ -822,7 +822,10 @@ fn train_from(src: &Source, t: &RawTrain) -> Result<TrainConfig> {
 
 /// `[train.optimizer]` → [`OptimizerConfig`]; keys of the other optimizer are an error.
 fn optimizer_from(src: &Source, o: &RawOptimizer) -> Result<OptimizerConfig> {
-    let kind = o.kind.as_ref().map_or(OptimizerKind::Adam, |k| *k.get_ref());
+    let kind = o
+        .kind
+        .as_ref()
+        .map_or(OptimizerKind::Adam, |k| *k.get_ref());
     let foreign: Vec<(&str, Option<Range<usize>>)> = match kind {
         OptimizerKind::Adam => vec![("momentum", o.momentum.as_ref().map(Spanned::span))],
         OptimizerKind::Sgd => vec![

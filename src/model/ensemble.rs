@@ -3,7 +3,7 @@
 //! per task a combiner turns the members' outputs into the prediction:
 //!
 //!   stack:  z = [o_0 … o_{M−1}]·Wᵀ + b          combiner.{task} [C, M·C], logits
-//!   mean:   p = (1/M) Σ_m o_m                     soft voting (probabilities for binary)
+//!   mean:   p = (1/M) Σ_m o_m                     soft voting: the members' probabilities averaged
 //!   concat: every member output trained against the target (the seed's literal form)
 //!   gate:   p = Σ_m g_m·o_m, g = softmax(x·W_gᵀ + b_g)   attention over members, combiner.{task} [M, I]
 //!
@@ -13,8 +13,14 @@
 //! and all their biases one vector (`ParamLayout::add_dense_group`). Members of different shapes form separate groups in the same step.
 //! A frozen group gets no gradient buffers, no backward ops and no optimizer range.
 //!
+//! Member outputs are sigmoid probabilities for binary tasks and softmax
+//! probabilities for multiclass ones (a row softmax after the output layer,
+//! `GateSoftmax` over [M·N, C]), except under `concat`, where every member
+//! trains on its own logits with the task's usual loss.
+//!
 //! Buffers for a batch of N: member trunks [G, N, H_l] per group; member
-//! outputs [M, N, C] per task (member-major, all groups); stack rows [N, M·C].
+//! outputs [M, N, C] per task (member-major, all groups), and before the
+//! softmax the member logits [M, N, C] (multiclass); stack rows [N, M·C].
 
 use super::network::{Graph, Layer, MemberOutputs, OutputForm};
 use super::params::ParamLayout;
@@ -56,15 +62,21 @@ pub struct EnsembleNet {
     pub combiner_params: Range<usize>,
 }
 
-/// The activation a member's output layer ends in for a task kind.
+/// The element-wise activation fused into a member's output layer for a task kind.
 pub fn member_output_activation(kind: TaskKind, combine: Combine) -> Activation {
     match (kind, combine) {
         // concat trains each member's logits with the task's own loss.
         (_, Combine::Concat) => Activation::Identity,
         (TaskKind::Binary, _) => Activation::Sigmoid,
-        // Multiclass members output logits (softmax is left to the loss).
+        // Multiclass: a row softmax follows (see `member_softmax`).
         (TaskKind::Multiclass, _) | (TaskKind::Regression, _) => Activation::Identity,
     }
+}
+
+/// True when a member's output layer is followed by a row softmax: multiclass
+/// tasks under every combiner but `concat`.
+pub fn member_softmax(kind: TaskKind, combine: Combine) -> bool {
+    kind == TaskKind::Multiclass && combine != Combine::Concat
 }
 
 /// A dense layer applied by `batches` members at once (parameters per `add_dense_group`).
@@ -199,17 +211,34 @@ impl EnsembleNet {
         let x = b.alloc(n * spec.inputs, "x")?;
         let mut forward = Vec::new();
         let mut backward = Vec::new();
-        // Member outputs per task [M, N, C] and their gradients.
+        // Member outputs per task [M, N, C] and their gradients; where a
+        // softmax follows the output layer, also the logits before it.
         let mut outs = Vec::new();
         let mut douts = Vec::new();
+        let mut member_logits = Vec::new();
         for t in &spec.tasks {
-            outs.push(b.alloc(m * n * t.outputs, &format!("member outputs {}", t.name))?);
+            let len = m * n * t.outputs;
+            outs.push(b.alloc(len, &format!("member outputs {}", t.name))?);
             douts.push(if train {
-                Some(b.alloc(m * n * t.outputs, &format!("d member outputs {}", t.name))?)
+                Some(b.alloc(len, &format!("d member outputs {}", t.name))?)
+            } else {
+                None
+            });
+            member_logits.push(if member_softmax(t.kind, self.combine) {
+                let z = b.alloc(len, &format!("member logits {}", t.name))?;
+                let dz = if train {
+                    Some(b.alloc(len, &format!("d member logits {}", t.name))?)
+                } else {
+                    None
+                };
+                Some((z, dz))
             } else {
                 None
             });
         }
+        // The head layers write the logits when a softmax follows.
+        let head_out = |j: usize| member_logits[j].map_or(outs[j], |(z, _)| z);
+        let head_grad = |j: usize| member_logits[j].map_or(douts[j], |(_, dz)| dz);
         // Members, group by group: trunk layers, then one output layer per task.
         let mut group_bufs = Vec::new();
         for (gi, g) in self.groups.iter().enumerate() {
@@ -250,10 +279,36 @@ impl EnsembleNet {
                     args: a,
                     x: input,
                     params,
-                    y: outs[j],
+                    y: head_out(j),
                 });
             }
             group_bufs.push((ys, input, in_stride));
+        }
+        // Multiclass member probabilities: one row softmax over [M·N, C].
+        let mut softmax_backward = Vec::new();
+        for (j, t) in spec.tasks.iter().enumerate() {
+            let Some((z, dz)) = member_logits[j] else {
+                continue;
+            };
+            let sa = GateArgs {
+                rows: (m * n) as u32,
+                experts: t.outputs as u32,
+                g_stride: t.outputs as u32,
+                ..Default::default()
+            };
+            forward.push(Op::GateSoftmax {
+                args: sa,
+                x: z,
+                y: outs[j],
+            });
+            if let (Some(dy), Some(dx)) = (douts[j], dz) {
+                softmax_backward.push(Op::GateSoftmaxBackward {
+                    args: sa,
+                    dy,
+                    y: outs[j],
+                    dx,
+                });
+            }
         }
         // Combiners.
         let mut logits = Vec::new();
@@ -338,10 +393,10 @@ impl EnsembleNet {
                     };
                     logits.push(out);
                     logits_grad.push(dz);
-                    form.push(if t.kind == TaskKind::Binary {
-                        OutputForm::Probabilities
-                    } else {
+                    form.push(if t.kind == TaskKind::Regression {
                         OutputForm::Logits
+                    } else {
+                        OutputForm::Probabilities
                     });
                     stacked.push(1);
                 }
@@ -419,10 +474,10 @@ impl EnsembleNet {
                     };
                     logits.push(out);
                     logits_grad.push(dz);
-                    form.push(if t.kind == TaskKind::Binary {
-                        OutputForm::Probabilities
-                    } else {
+                    form.push(if t.kind == TaskKind::Regression {
                         OutputForm::Logits
+                    } else {
+                        OutputForm::Probabilities
                     });
                     stacked.push(1);
                 }
@@ -432,6 +487,7 @@ impl EnsembleNet {
         if train {
             let grads = grads.expect("training graph");
             backward.extend(combine_backward);
+            backward.extend(softmax_backward);
             for (g, (ys, last, last_stride)) in self.groups.iter().zip(&group_bufs) {
                 if !g.trainable {
                     continue;
@@ -444,11 +500,11 @@ impl EnsembleNet {
                     a.y_off = (g.members.start * n * t.outputs) as u32;
                     a.dy_off = a.y_off;
                     a.y_bstride = (n * t.outputs) as u32;
-                    let dy = douts[j].expect("training graph");
+                    let dy = head_grad(j).expect("training graph");
                     backward.push(Op::DenseBackwardWeight {
                         args: a,
                         dy,
-                        y: outs[j],
+                        y: head_out(j),
                         x: *last,
                         grads,
                     });
@@ -457,7 +513,7 @@ impl EnsembleNet {
                         backward.push(Op::DenseBackwardInput {
                             args: a,
                             dy,
-                            y: outs[j],
+                            y: head_out(j),
                             params,
                             dx,
                         });

@@ -83,9 +83,10 @@ impl Model {
     }
 
     /// A stacking combiner starts as the members' average, so training begins
-    /// from soft voting: W[c, m·C + c] = 1/M (values, logits) or, for binary
-    /// tasks whose members output probabilities, the tangent of the logit at
-    /// ½: z = 4·(p̄ − ½), i.e. W = 4/M, b = −2.
+    /// from soft voting: W[c, m·C + c] = 1/M for regression values; for
+    /// members' probabilities, the tangent at uniform of the map back to
+    /// logits: binary z = 4·(p̄ − ½) (W = 4/M, b = −2), multiclass
+    /// z_c = C·p̄_c (W = C/M, b = 0; softmax ignores the constant).
     fn init_stack_combiners(&mut self) {
         let Some(e) = &self.spec.ensemble else { return };
         if e.combine != Combine::Stack {
@@ -104,10 +105,10 @@ impl Model {
                 continue;
             };
             let c = t.outputs;
-            let (scale, bias) = if t.kind == TaskKind::Binary {
-                (4.0 / m as f32, -2.0)
-            } else {
-                (1.0 / m as f32, 0.0)
+            let (scale, bias) = match t.kind {
+                TaskKind::Binary => (4.0 / m as f32, -2.0),
+                TaskKind::Multiclass => (c as f32 / m as f32, 0.0),
+                TaskKind::Regression => (1.0 / m as f32, 0.0),
             };
             self.params[w.offset..w.offset + w.len()].fill(0.0);
             for row in 0..c {

@@ -231,6 +231,13 @@ impl Trainer {
                     dz,
                     stats,
                 },
+                TaskKind::Multiclass if probabilities => Op::LossCeProb {
+                    args,
+                    z,
+                    label,
+                    dz,
+                    stats,
+                },
                 TaskKind::Multiclass => Op::LossSoftmaxCe {
                     args,
                     z,
