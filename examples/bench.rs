@@ -624,6 +624,7 @@ fn training_row(backend: Box<dyn Backend>, w: &TrainWorkload) -> tandem::Result<
         seed: 0,
         weighting: Weighting::Fixed,
         gradnorm_alpha: None,
+        early_stopping: None,
         optimizer: OptimizerConfig {
             kind: OptimizerKind::Adam,
             lr: 1e-3,
@@ -733,6 +734,7 @@ fn seed_config() -> tandem::TrainConfig {
         seed: 0,
         weighting: Weighting::Fixed,
         gradnorm_alpha: None,
+        early_stopping: None,
         optimizer: OptimizerConfig {
             kind: OptimizerKind::Adam,
             lr: 1e-3,

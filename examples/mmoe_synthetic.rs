@@ -154,6 +154,7 @@ fn run(
         seed,
         weighting: Weighting::Fixed,
         gradnorm_alpha: None,
+        early_stopping: None,
         optimizer: OptimizerConfig {
             kind: OptimizerKind::Adam,
             lr,

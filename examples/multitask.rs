@@ -66,6 +66,7 @@ fn main() -> tandem::Result<()> {
         seed: 0,
         weighting: Weighting::Fixed,
         gradnorm_alpha: None,
+        early_stopping: None,
         optimizer: OptimizerConfig {
             kind: OptimizerKind::Adam,
             lr: 0.001,

@@ -226,6 +226,68 @@ fn penguins_train_eval_predict() {
     );
 }
 
+/// Early stopping through the CLI: it says where the best epoch was, and the
+/// saved model is that epoch's (eval gives the metrics printed for it).
+#[test]
+fn penguins_with_early_stopping_saves_the_best_epoch() {
+    let out = scratch("penguins-early");
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/penguins");
+    std::fs::copy(examples.join("penguins.csv"), out.join("penguins.csv")).unwrap();
+    let text = std::fs::read_to_string(examples.join("penguins.toml")).unwrap();
+    let text = text.replace(
+        "[data]\n",
+        "[train.early_stopping]\npatience = 5\n\n[data]\n",
+    );
+    let cfg = out.join("early.toml");
+    std::fs::write(&cfg, text).unwrap();
+    let model = out.join("best.safetensors");
+    let o = tandem(&[
+        "train",
+        s(&cfg),
+        "--backend",
+        "cpu",
+        "--out",
+        s(&model),
+        "--quiet",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let train = String::from_utf8_lossy(&o.stdout).into_owned();
+    let summary = train
+        .lines()
+        .find(|l| l.contains("best validation loss"))
+        .unwrap_or_else(|| panic!("no early-stopping line:\n{train}"));
+    let best: usize = summary.split("at epoch ").nth(1).unwrap()[..]
+        .split(|c: char| !c.is_ascii_digit())
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        train.contains(&format!("validation metrics after {best} epochs")),
+        "{train}"
+    );
+    let o = tandem(&[
+        "eval",
+        s(&model),
+        "--data",
+        s(&cfg),
+        "--validation",
+        "--backend",
+        "cpu",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let eval = String::from_utf8_lossy(&o.stdout);
+    for task in ["species", "sex", "body_mass"] {
+        let printed = train.lines().rev().find(|l| l.starts_with(task)).unwrap();
+        let again = eval.lines().find(|l| l.starts_with(task)).unwrap();
+        assert_eq!(
+            printed.trim(),
+            again.trim(),
+            "train:\n{train}\neval:\n{eval}"
+        );
+    }
+}
+
 /// A small npy case: x [20, 4], one binary and one 3-class task.
 fn npy_case(dir: &Path, config: &str, x: &[f32], cls: &[f32]) -> PathBuf {
     npy::write_f32(dir.join("x.npy"), &[x.len() / 4, 4], x).unwrap();

@@ -129,6 +129,7 @@ fn cfg(epochs: usize) -> TrainConfig {
         seed: 3,
         weighting: Weighting::Fixed,
         gradnorm_alpha: None,
+        early_stopping: None,
         optimizer: OptimizerConfig {
             kind: OptimizerKind::Adam,
             lr: 0.01,

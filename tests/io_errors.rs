@@ -345,6 +345,57 @@ fn optimizer_defaults_to_keras_adam_and_sgd_lr() {
 }
 
 #[test]
+fn early_stopping_parses_with_defaults() {
+    let text = NPY_CONFIG
+        .replace("validation = 0.0", "validation = 0.25")
+        .replace(
+            "[data]\n",
+            "[train.early_stopping]\npatience = 4\n\n[data]\n",
+        );
+    let c = Config::parse(&text, Path::new("c.toml")).unwrap();
+    let es = c.train.early_stopping.expect("parsed");
+    assert_eq!((es.patience, es.min_delta, es.restore_best), (4, 0.0, true));
+    assert!(Config::parse(NPY_CONFIG, Path::new("c.toml"))
+        .unwrap()
+        .train
+        .early_stopping
+        .is_none());
+}
+
+#[test]
+fn bad_early_stopping_is_named_with_its_line() {
+    let with = |table: &str, validation: &str| {
+        let text = NPY_CONFIG.replace("validation = 0.0", validation).replace(
+            "[data]\n",
+            &format!("[train.early_stopping]\n{table}\n\n[data]\n"),
+        );
+        let err = Config::parse(&text, Path::new("c.toml")).unwrap_err();
+        message(err, is_config)
+    };
+    let line = NPY_CONFIG.lines().position(|l| l == "[data]").unwrap() + 1;
+    let m = with("patience = 0", "validation = 0.2");
+    assert_contains(
+        &m,
+        &[
+            "train.early_stopping.patience",
+            &format!("line {}", line + 1),
+        ],
+    );
+    let m = with("patience = 3\nmin_delta = -1.0", "validation = 0.2");
+    assert_contains(
+        &m,
+        &[
+            "train.early_stopping.min_delta",
+            &format!("line {}", line + 2),
+        ],
+    );
+    let m = with("patience = 3\nmonitor = \"loss\"", "validation = 0.2");
+    assert_contains(&m, &["monitor", &format!("line {}", line + 2)]);
+    let m = with("patience = 3", "validation = 0.0");
+    assert_contains(&m, &["train.early_stopping", "data.validation"]);
+}
+
+#[test]
 fn ensemble_config_parses() {
     let text = r#"[model]
 inputs = 8

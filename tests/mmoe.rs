@@ -49,6 +49,7 @@ fn adam_cfg(epochs: usize, batch: usize, weighting: Weighting, lr: f32) -> Train
         seed: 5,
         weighting,
         gradnorm_alpha: None,
+        early_stopping: None,
         optimizer: OptimizerConfig {
             kind: OptimizerKind::Adam,
             lr,

@@ -42,6 +42,7 @@ fn cpu_and_gpu_train_the_same_model() {
         seed: 5,
         weighting: Weighting::Fixed,
         gradnorm_alpha: None,
+        early_stopping: None,
         optimizer: OptimizerConfig {
             kind: OptimizerKind::Adam,
             lr: 0.01,
@@ -112,6 +113,7 @@ fn sgd_with_momentum_trains_on_both_backends() {
         seed: 0,
         weighting: Weighting::Fixed,
         gradnorm_alpha: None,
+        early_stopping: None,
         optimizer: OptimizerConfig {
             kind: OptimizerKind::Sgd,
             lr: 0.01,
@@ -181,6 +183,7 @@ fn fused_first_head_layers_train_the_same_on_both_backends() {
         seed: 2,
         weighting: Weighting::Fixed,
         gradnorm_alpha: None,
+        early_stopping: None,
         optimizer: OptimizerConfig {
             kind: OptimizerKind::Adam,
             lr: 0.01,

@@ -6,7 +6,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use tandem::io::{load_all, load_split, npy};
-use tandem::train::metrics::TaskMetrics;
+use tandem::EpochReport;
 use tandem::{BackendChoice, Config, Event, Model, TaskKind};
 
 #[derive(Parser)]
@@ -155,9 +155,12 @@ fn write_atomic(path: &Path, text: &str) -> Result<()> {
     std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))
 }
 
-fn metric_header(valid: &[(String, TaskMetrics)]) -> String {
+fn metric_header(r: &EpochReport) -> String {
     let mut h = format!("{:>7} {:>9}", "epoch", "loss");
-    for (name, m) in valid {
+    if r.valid_loss.is_some() {
+        h.push_str(&format!(" {:>9}", "val_loss"));
+    }
+    for (name, m) in &r.valid {
         for (k, _) in m.values() {
             h.push_str(&format!(" {:>14}", format!("{name}.{k}")));
         }
@@ -165,14 +168,21 @@ fn metric_header(valid: &[(String, TaskMetrics)]) -> String {
     h
 }
 
-fn metric_row(epoch: usize, epochs: usize, loss: f32, valid: &[(String, TaskMetrics)]) -> String {
-    let mut r = format!("{:>7} {:>9.5}", format!("{}/{}", epoch + 1, epochs), loss);
-    for (_, m) in valid {
+fn metric_row(r: &EpochReport) -> String {
+    let mut row = format!(
+        "{:>7} {:>9.5}",
+        format!("{}/{}", r.epoch + 1, r.epochs),
+        r.loss
+    );
+    if let Some(vl) = r.valid_loss {
+        row.push_str(&format!(" {vl:>9.5}"));
+    }
+    for (_, m) in &r.valid {
         for (_, v) in m.values() {
-            r.push_str(&format!(" {:>14.4}", v));
+            row.push_str(&format!(" {:>14.4}", v));
         }
     }
-    r
+    row
 }
 
 fn train(
@@ -230,19 +240,42 @@ fn train(
                 last_loss = r.loss;
                 bar.suspend(|| {
                     if !header_done {
-                        println!("{}", metric_header(&r.valid));
+                        println!("{}", metric_header(r));
                         header_done = true;
                     }
-                    println!("{}", metric_row(r.epoch, r.epochs, r.loss, &r.valid));
+                    println!("{}", metric_row(r));
                 });
             }
         },
     )?;
     bar.finish_and_clear();
-    if let Some(last) = history.epochs.last() {
-        if !last.valid.is_empty() {
-            println!("\nvalidation metrics after {} epochs:", last.epochs);
-            print!("{}", tandem::train::metrics::table(&last.valid));
+    if let Some(best) = history.best_epoch {
+        let at = &history.epochs[best];
+        let stopped = if history.stopped_early {
+            format!("early stopping after epoch {}", history.epochs.len())
+        } else {
+            "early stopping did not trigger".to_string()
+        };
+        let restored = if history.restored_best {
+            "; its weights were restored"
+        } else {
+            ""
+        };
+        println!(
+            "{stopped}: best validation loss {:.5} at epoch {}{restored}",
+            at.valid_loss.unwrap_or(f32::NAN),
+            best + 1
+        );
+    }
+    // The metrics of the weights the model now holds.
+    let shown = history
+        .best_epoch
+        .filter(|_| history.restored_best)
+        .or(history.epochs.len().checked_sub(1));
+    if let Some(e) = shown.map(|e| &history.epochs[e]) {
+        if !e.valid.is_empty() {
+            println!("\nvalidation metrics after {} epochs:", e.epoch + 1);
+            print!("{}", tandem::train::metrics::table(&e.valid));
         }
     }
     if let Some(path) = &log {

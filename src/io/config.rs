@@ -61,6 +61,45 @@ pub struct TrainConfig {
     pub gradnorm_alpha: Option<f32>,
     /// `[train.optimizer]`.
     pub optimizer: OptimizerConfig,
+    /// `[train.early_stopping]`: stop when the validation loss stops improving.
+    pub early_stopping: Option<EarlyStopping>,
+}
+
+impl Default for TrainConfig {
+    /// Keras's `fit` defaults: one epoch of shuffled batches of 32, Adam at 0.001.
+    fn default() -> Self {
+        TrainConfig {
+            epochs: 1,
+            batch_size: 32,
+            shuffle: true,
+            seed: 0,
+            weighting: Weighting::Fixed,
+            gradnorm_alpha: None,
+            optimizer: OptimizerConfig {
+                kind: OptimizerKind::Adam,
+                lr: 0.001,
+                beta1: 0.9,
+                beta2: 0.999,
+                eps: 1e-7,
+                style: AdamStyle::Keras,
+                momentum: 0.0,
+            },
+            early_stopping: None,
+        }
+    }
+}
+
+/// `[train.early_stopping]`: after each epoch the validation loss (Σ λ_j L_j
+/// over the validation rows) is compared with the best so far; training stops
+/// once it has not improved by more than `min_delta` for `patience` epochs.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct EarlyStopping {
+    /// Epochs without improvement before stopping (≥ 1).
+    pub patience: usize,
+    /// The smallest decrease that counts as an improvement (≥ 0, default 0).
+    pub min_delta: f32,
+    /// Put the best epoch's weights back at the end (default true).
+    pub restore_best: bool,
 }
 
 /// How the per-task losses L_j are combined into the objective.
@@ -240,6 +279,16 @@ struct RawTrain {
     /// Absent: Adam with Keras' defaults.
     #[serde(default)]
     optimizer: RawOptimizer,
+    early_stopping: Option<Spanned<RawEarlyStopping>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEarlyStopping {
+    patience: Spanned<usize>,
+    min_delta: Option<Spanned<f32>>,
+    #[serde(default = "default_true")]
+    restore_best: bool,
 }
 
 #[derive(Deserialize, Default)]
@@ -386,6 +435,14 @@ impl Config {
         model.log_vars = train.weighting == Weighting::Uncertainty;
         model.gradnorm = train.weighting == Weighting::GradNorm;
         let data = data_from(&src, &raw.data, &model.tasks, &dir)?;
+        if let Some(es) = &raw.train.early_stopping {
+            if data.validation == 0.0 {
+                return Err(src.err(
+                    es.span(),
+                    "train.early_stopping watches the validation loss: set data.validation > 0",
+                ));
+            }
+        }
         Ok(Config {
             path: path.to_path_buf(),
             dir,
@@ -817,6 +874,36 @@ fn train_from(src: &Source, t: &RawTrain) -> Result<TrainConfig> {
         weighting: t.weighting,
         gradnorm_alpha,
         optimizer: optimizer_from(src, &t.optimizer)?,
+        early_stopping: match &t.early_stopping {
+            Some(es) => Some(early_stopping_from(src, es.get_ref())?),
+            None => None,
+        },
+    })
+}
+
+/// `[train.early_stopping]` → [`EarlyStopping`].
+fn early_stopping_from(src: &Source, e: &RawEarlyStopping) -> Result<EarlyStopping> {
+    if *e.patience.get_ref() == 0 {
+        return Err(src.err(
+            e.patience.span(),
+            "train.early_stopping.patience must be ≥ 1",
+        ));
+    }
+    let min_delta = match &e.min_delta {
+        Some(d) => check_range(
+            src,
+            "train.early_stopping.min_delta",
+            d,
+            0.0,
+            false,
+            f32::INFINITY,
+        )?,
+        None => 0.0,
+    };
+    Ok(EarlyStopping {
+        patience: *e.patience.get_ref(),
+        min_delta,
+        restore_best: e.restore_best,
     })
 }
 

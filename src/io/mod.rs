@@ -14,8 +14,9 @@ pub mod preprocess;
 pub mod table;
 
 pub use config::{
-    AdamStyle, Combine, Config, DataConfig, EnsembleConfig, ExpertsConfig, FeatureSource,
-    MemberConfig, OptimizerConfig, OptimizerKind, TargetSource, TrainConfig, Weighting,
+    AdamStyle, Combine, Config, DataConfig, EarlyStopping, EnsembleConfig, ExpertsConfig,
+    FeatureSource, MemberConfig, OptimizerConfig, OptimizerKind, TargetSource, TrainConfig,
+    Weighting,
 };
 pub use dataset::{load_all, load_split, split_rows, Dataset, Split};
 pub use preprocess::{FeatureTransform, Features, Preprocess, Standardize, TargetTransform};

@@ -3,7 +3,7 @@
 //! `ModelSpec`), `fit`, print the metrics (see examples/multitask.rs).
 
 use super::metrics::TaskMetrics;
-use super::predict::{task_metrics, to_predictions, Outputs, Predictions, Predictor};
+use super::predict::{task_losses, task_metrics, to_predictions, Outputs, Predictions, Predictor};
 use super::trainer::{check_data, StepLoss, Trainer};
 use crate::backend::Backend;
 use crate::cpu::CpuBackend;
@@ -81,6 +81,11 @@ pub struct EpochReport {
     pub loss: f32,
     /// Per-task metrics on the validation rows (empty without validation data).
     pub valid: Vec<(String, TaskMetrics)>,
+    /// Per-task mean losses on the validation rows (empty without validation data).
+    pub valid_task_losses: Vec<f32>,
+    /// Σ_j w_j L_j over the validation rows with the configured task weights
+    /// w_j (fixed across epochs, so epochs compare under any weighting).
+    pub valid_loss: Option<f32>,
     /// λ_j as the epoch's last step used them.
     pub task_weights: Vec<f32>,
 }
@@ -91,6 +96,13 @@ pub struct History {
     pub epochs: Vec<EpochReport>,
     /// The backend it ran on.
     pub backend: String,
+    /// With early stopping: the epoch (0-based) of the lowest validation loss.
+    pub best_epoch: Option<usize>,
+    /// With early stopping: true when it ended training before `epochs`.
+    pub stopped_early: bool,
+    /// With early stopping and `restore_best`: true when the returned model
+    /// holds the best epoch's weights rather than the last epoch's.
+    pub restored_best: bool,
 }
 
 impl History {
@@ -104,6 +116,9 @@ impl History {
 
 /// Trains `model` in place on `train` for `cfg.epochs` epochs, evaluating on
 /// `valid` after each epoch (on the same backend, parameters never leave it).
+/// With `cfg.early_stopping` (which needs `valid`) training ends once the
+/// validation loss has not improved for `patience` epochs, and the best
+/// epoch's weights are put back when `restore_best` says so.
 pub fn fit(
     model: &mut Model,
     train: &Dataset,
@@ -115,11 +130,18 @@ pub fn fit(
     if let Some(v) = valid {
         check_data(model, v, "validation")?;
     }
+    if cfg.early_stopping.is_some() && valid.is_none_or(|v| v.rows == 0) {
+        return Err(Error::Invalid(
+            "early stopping watches the validation loss, but there are no validation rows".into(),
+        ));
+    }
     let mut trainer = Trainer::new(backend, model, train, cfg)?;
     let mut history = History {
-        epochs: Vec::new(),
         backend: trainer.backend().describe(),
+        ..Default::default()
     };
+    // (epoch, validation loss, its weights when they are to be restored)
+    let mut best: Option<(usize, f32, Option<Vec<f32>>)> = None;
     let predictor = match valid {
         Some(v) => {
             let params = trainer.params_buffer();
@@ -137,27 +159,67 @@ pub fn fit(
         let steps = trainer
             .train_epoch(&mut |done, total| on_event(Event::Progress { epoch, done, total }))?;
         let loss = steps.iter().map(|s| s.total).sum::<f32>() / steps.len().max(1) as f32;
-        let valid_metrics = match (&predictor, valid) {
+        let (valid_metrics, valid_task_losses) = match (&predictor, valid) {
             (Some(p), Some(v)) => {
                 let out = p.run(trainer.backend())?;
-                task_metrics(model, &out, v)
+                (task_metrics(model, &out, v), task_losses(model, &out, v))
             }
-            _ => Vec::new(),
+            _ => (Vec::new(), Vec::new()),
         };
+        let valid_loss = (!valid_task_losses.is_empty()).then(|| {
+            (model.spec.tasks.iter())
+                .zip(&valid_task_losses)
+                .map(|(t, l)| t.weight * l)
+                .sum::<f32>()
+        });
         let task_weights = trainer.lambda_history().last().cloned().unwrap_or_default();
         model.task_weights.push(task_weights.clone());
+        let mut stop = false;
+        if let (Some(es), Some(vl)) = (&cfg.early_stopping, valid_loss) {
+            let improved = match &best {
+                None => vl.is_finite(),
+                Some((_, b, _)) => vl < b - es.min_delta,
+            };
+            if improved {
+                let weights = if es.restore_best {
+                    trainer.download(model)?;
+                    Some(model.params.clone())
+                } else {
+                    None
+                };
+                best = Some((epoch, vl, weights));
+            } else {
+                let since = best.as_ref().map_or(epoch + 1, |(b, _, _)| epoch - b);
+                stop = since >= es.patience && epoch + 1 < cfg.epochs;
+            }
+        }
         let report = EpochReport {
             epoch,
             epochs: cfg.epochs,
             steps,
             loss,
             valid: valid_metrics,
+            valid_task_losses,
+            valid_loss,
             task_weights,
         };
         on_event(Event::EpochEnd(&report));
         history.epochs.push(report);
+        if stop {
+            history.stopped_early = true;
+            break;
+        }
     }
     trainer.download(model)?;
+    if let Some((epoch, _, weights)) = best {
+        history.best_epoch = Some(epoch);
+        if let Some(w) = weights {
+            if epoch + 1 != history.epochs.len() {
+                model.params = w;
+                history.restored_best = true;
+            }
+        }
+    }
     Ok(history)
 }
 

@@ -10,5 +10,5 @@ pub use fit::{
     allocation, evaluate, fit, forward, open_backend, predict, BackendChoice, EpochReport, Event,
     History,
 };
-pub use predict::{Outputs, Predictions, Predictor, TaskPrediction};
+pub use predict::{task_losses, Outputs, Predictions, Predictor, TaskPrediction};
 pub use trainer::{StepLoss, Trainer};

@@ -292,6 +292,52 @@ pub fn to_predictions(model: &Model, out: Outputs, rows: usize) -> Predictions {
     Predictions { rows, tasks }
 }
 
+/// Per-task mean losses of a forward pass against a dataset's labels, by the
+/// training loss kernels' CPU twins: BCE or cross-entropy on logits, or on
+/// probabilities where the model outputs those (ensembles), and MSE on the
+/// model's scale (standardised CSV targets stay standardised). A task with no
+/// labels in `data` has loss 0.
+pub fn task_losses(model: &Model, out: &Outputs, data: &Dataset) -> Vec<f32> {
+    use crate::cpu::loss;
+    model
+        .spec
+        .tasks
+        .iter()
+        .enumerate()
+        .map(|(j, t)| {
+            let z = &out.combined[j];
+            let labels = &data.targets[j];
+            let a = LossArgs {
+                rows: data.rows as u32,
+                outputs: t.outputs as u32,
+                ..Default::default()
+            };
+            let mut dz = vec![0.0; z.len()];
+            let mut stats = vec![0.0; 2 * data.rows];
+            let probabilities = out.form[j] == OutputForm::Probabilities;
+            match t.kind {
+                TaskKind::Binary if probabilities => {
+                    loss::bce_prob(&a, z, labels, &mut dz, &mut stats)
+                }
+                TaskKind::Binary => loss::bce(&a, z, labels, &mut dz, &mut stats),
+                TaskKind::Multiclass if probabilities => {
+                    loss::ce_prob(&a, z, labels, &mut dz, &mut stats)
+                }
+                TaskKind::Multiclass => loss::softmax_ce(&a, z, labels, &mut dz, &mut stats),
+                TaskKind::Regression => loss::mse(&a, z, labels, &mut dz, &mut stats),
+            }
+            let (total, count) = stats.chunks_exact(2).fold((0.0f64, 0.0f64), |(l, c), s| {
+                (l + s[0] as f64, c + s[1] as f64)
+            });
+            if count > 0.0 {
+                (total / count) as f32
+            } else {
+                0.0
+            }
+        })
+        .collect()
+}
+
 /// Per-task metrics of a forward pass against a dataset's labels. Regression
 /// metrics are in the data's units (standardised CSV targets are mapped back).
 pub fn task_metrics(model: &Model, out: &Outputs, data: &Dataset) -> Vec<(String, TaskMetrics)> {
