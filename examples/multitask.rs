@@ -5,7 +5,7 @@
 //!     cargo run --release --example multitask
 
 use rand::{Rng, SeedableRng};
-use tandem::io::{AdamStyle, OptimizerConfig, OptimizerKind, TrainConfig, Weighting};
+use tandem::io::TrainConfig;
 use tandem::model::Activation;
 use tandem::{BackendChoice, Dataset, Model, ModelSpec, TaskKind, TaskSpec};
 
@@ -59,23 +59,10 @@ fn main() -> tandem::Result<()> {
         tasks: vec![task("task1"), task("task2")],
         ..Default::default()
     };
+    // Keras's fit defaults (batch 32, shuffled, Adam at 0.001) for 10 epochs.
     let train = TrainConfig {
         epochs: 10,
-        batch_size: 32,
-        shuffle: true,
-        seed: 0,
-        weighting: Weighting::Fixed,
-        gradnorm_alpha: None,
-        early_stopping: None,
-        optimizer: OptimizerConfig {
-            kind: OptimizerKind::Adam,
-            lr: 0.001,
-            beta1: 0.9,
-            beta2: 0.999,
-            eps: 1e-7,
-            style: AdamStyle::Keras,
-            momentum: 0.0,
-        },
+        ..Default::default()
     };
     let all = synthetic(5000, 1);
     let (data, valid) = (
@@ -93,7 +80,12 @@ fn main() -> tandem::Result<()> {
         backend,
         &mut |event| {
             if let tandem::Event::EpochEnd(r) = event {
-                println!("epoch {:>2}  loss {:.4}", r.epoch + 1, r.loss);
+                let val = r.valid_loss.unwrap_or(f32::NAN);
+                println!(
+                    "epoch {:>2}  loss {:.4}  val_loss {val:.4}",
+                    r.epoch + 1,
+                    r.loss
+                );
             }
         },
     )?;
