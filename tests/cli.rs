@@ -574,4 +574,54 @@ fn inspect_prints_the_allocation_and_writes_both_pngs() {
         "cpu",
     ]);
     assert!(err.contains("no gates"), "{err}");
+
+    // A gated ensemble: attention over its members, by name.
+    let ens = golden("ensemble-stack");
+    for f in ["m1.safetensors", "m2.safetensors", "x.npy", "y_y.npy"] {
+        std::fs::copy(ens.join(f), out.join(f)).unwrap();
+    }
+    let config = std::fs::read_to_string(ens.join("config.toml"))
+        .unwrap()
+        .replace("combine = \"stack\"", "combine = \"gate\"");
+    assert!(config.contains("\"gate\""));
+    std::fs::write(out.join("gate.toml"), config).unwrap();
+    let gated = out.join("gated.safetensors");
+    let o = tandem(&[
+        "train",
+        s(&out.join("gate.toml")),
+        "--out",
+        s(&gated),
+        "--backend",
+        "cpu",
+        "--quiet",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = tandem(&[
+        "inspect",
+        s(&gated),
+        "--data",
+        s(&out.join("gate.toml")),
+        "--heatmap",
+        s(&out.join("h3.png")),
+        "--weights-plot",
+        s(&out.join("w3.png")),
+        "--backend",
+        "cpu",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(text.contains("each member"), "{text}");
+    let header = text.lines().find(|l| l.starts_with("task")).unwrap();
+    assert_eq!(
+        header.split_whitespace().collect::<Vec<_>>(),
+        ["task", "m1", "m2"],
+        "{text}"
+    );
+    let row = text.lines().find(|l| l.starts_with("y ")).unwrap();
+    let sum: f32 = row
+        .split_whitespace()
+        .skip(1)
+        .map(|v| v.parse::<f32>().unwrap())
+        .sum();
+    assert!((sum - 1.0).abs() < 1e-3, "{row}");
 }

@@ -289,6 +289,46 @@ fn members_output_probabilities_and_mean_is_soft_voting() {
     }
 }
 
+/// A gated ensemble's allocation is each task's mean attention over members:
+/// softmax(x·W_gᵀ + b_g) averaged over the rows, computed here by hand.
+#[test]
+fn a_gated_ensemble_reports_its_attention_over_members() {
+    let d = data(30);
+    let model = Model::new(ensemble_spec(Combine::Gate), 4);
+    let mut b = tandem::open_backend(BackendChoice::Cpu).unwrap();
+    let alloc = tandem::train::allocation(&model, &d.features, d.rows, b.as_mut())
+        .unwrap()
+        .expect("a gated ensemble has gates");
+    let m = 4;
+    assert_eq!(alloc.len(), 3);
+    for (j, t) in ["y", "v", "k"].iter().enumerate() {
+        let w = model.tensor(&format!("combiner.{t}.weight")).unwrap();
+        let bias = model.tensor(&format!("combiner.{t}.bias")).unwrap();
+        let mut want = vec![0.0f64; m];
+        for x in d.features.chunks_exact(6) {
+            let z: Vec<f64> = (0..m)
+                .map(|k| {
+                    let dot: f32 = (0..6).map(|i| w[k * 6 + i] * x[i]).sum();
+                    (dot + bias[k]) as f64
+                })
+                .collect();
+            let mx = z.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            let s: f64 = z.iter().map(|v| (v - mx).exp()).sum();
+            for k in 0..m {
+                want[k] += (z[k] - mx).exp() / s / d.rows as f64;
+            }
+        }
+        for k in 0..m {
+            assert!(
+                (alloc[j][k] as f64 - want[k]).abs() < 1e-5,
+                "{t} member {k}: {} vs {}",
+                alloc[j][k],
+                want[k]
+            );
+        }
+    }
+}
+
 /// Writes an ensemble config around the golden member files; `edit` changes its text.
 fn ensemble_config(name: &str, edit: impl Fn(String) -> String) -> PathBuf {
     let src = fixture("golden/ensemble-stack");

@@ -321,24 +321,30 @@ fn inspect(
         tandem::train::allocation(&model, &dataset.features, dataset.rows, b.as_mut())?
     else {
         bail!(
-            "{} has no gates (a hard-sharing model): nothing to allocate;              train with `experts = E` and `expert = [...]` in [model]",
+            "{} has no gates: nothing to allocate; train with `experts = E` and \
+             `expert = [...]` in [model], or an ensemble with combine = \"gate\"",
             model_path.display()
         );
     };
+    let experts = alloc.first().map_or(0, |a| a.len());
+    // MMoE: every task gates all experts e0…; PLE: the shared ones s0…, then
+    // its own t0…; a gated ensemble: its members, by name.
+    let (columns, what): (Vec<String>, &str) = match (&model.spec.ple, &model.spec.ensemble) {
+        (Some(p), _) => (
+            (0..p.shared)
+                .map(|i| format!("s{i}"))
+                .chain((0..p.per_task).map(|i| format!("t{i}")))
+                .collect(),
+            "expert",
+        ),
+        (None, Some(e)) => (e.members.iter().map(|m| m.name.clone()).collect(), "member"),
+        (None, None) => ((0..experts).map(|e| format!("e{e}")).collect(), "expert"),
+    };
     println!(
-        "allocation: mean gate weight on each expert over {} rows ({})",
+        "allocation: mean gate weight on each {what} over {} rows ({})",
         dataset.rows,
         b.describe()
     );
-    let experts = alloc.first().map_or(0, |a| a.len());
-    // MMoE: every task gates all experts e0…; PLE: the shared ones s0…, then its own t0….
-    let columns: Vec<String> = match &model.spec.ple {
-        Some(p) => (0..p.shared)
-            .map(|i| format!("s{i}"))
-            .chain((0..p.per_task).map(|i| format!("t{i}")))
-            .collect(),
-        None => (0..experts).map(|e| format!("e{e}")).collect(),
-    };
     let width = names.iter().map(|n| n.len()).max().unwrap_or(4).max(4);
     let mut head = format!("{:<width$}", "task");
     for c in &columns {
@@ -371,7 +377,8 @@ fn inspect(
     if model.spec.ple.is_some() {
         println!("(PLE: the last level's gates; s = shared experts, t = the task's own)");
     }
-    tandem::io::plot::allocation_heatmap(heatmap, &names, &columns, &alloc)?;
+    let title = format!("mean gate weight per {what}");
+    tandem::io::plot::allocation_heatmap(heatmap, &title, &names, &columns, &alloc)?;
     tandem::io::plot::weights_plot(weights_plot, &names, &model.task_weights)?;
     eprintln!("wrote {} and {}", heatmap.display(), weights_plot.display());
     Ok(())

@@ -168,13 +168,20 @@ fn shade(v: f32) -> [u8; 3] {
 /// labelled with its value.
 pub fn allocation_heatmap(
     path: &Path,
+    title: &str,
     tasks: &[String],
     columns: &[String],
     values: &[Vec<f32>],
 ) -> Result<()> {
     let experts = values.first().map_or(0, |v| v.len());
     let scale = 2;
-    let cell = 56i64;
+    // Cells wide enough for every column's name (members are named).
+    let cell = columns
+        .iter()
+        .map(|s| Canvas::text_width(s, scale) + 8)
+        .max()
+        .unwrap_or(0)
+        .max(56);
     let label_w = tasks
         .iter()
         .map(|t| Canvas::text_width(t, scale))
@@ -183,11 +190,11 @@ pub fn allocation_heatmap(
         + 16;
     let top = 56i64;
     let (w, h) = (
-        label_w + cell * experts as i64 + 16,
+        (label_w + cell * experts as i64 + 16).max(Canvas::text_width(title, scale) + 16),
         top + cell * tasks.len() as i64 + 16,
     );
     let mut c = Canvas::new(w as usize, h as usize);
-    c.text(8, 8, scale, "mean gate weight per expert", BLACK);
+    c.text(8, 8, scale, title, BLACK);
     for e in 0..experts {
         let s = columns.get(e).cloned().unwrap_or_else(|| format!("e{e}"));
         let x = label_w + e as i64 * cell + (cell - Canvas::text_width(&s, scale)) / 2;

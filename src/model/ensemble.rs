@@ -316,6 +316,20 @@ impl EnsembleNet {
         let mut form = Vec::new();
         let mut stacked = Vec::new();
         let mut combine_backward = Vec::new();
+        // gate: every task's softmax over members in one [T, N, M] buffer (and
+        // its gradient), as MMoE's gates are, so `tandem inspect` can read them.
+        let tasks = spec.tasks.len();
+        let (gates, dgates) = if self.combine == Combine::Gate {
+            let g = b.alloc(tasks * n * m, "gates")?;
+            let dg = if train {
+                Some(b.alloc(tasks * n * m, "d gates")?)
+            } else {
+                None
+            };
+            (Some(g), dg)
+        } else {
+            (None, None)
+        };
         for (j, t) in spec.tasks.iter().enumerate() {
             let c = t.outputs;
             let ea = EnsembleArgs {
@@ -410,14 +424,16 @@ impl EnsembleNet {
                     // g = softmax(x·W_gᵀ + b_g) [N, M];  out[n, c] = Σ_m g[n, m]·o_m[n, c]
                     let layer = self.combiners[j].expect("gate has a combiner per task");
                     let glog = b.alloc(n * m, &format!("gate logits {}", t.name))?;
-                    let g = b.alloc(n * m, &format!("gate {}", t.name))?;
+                    let g = gates.expect("gate buffers");
                     let out = b.alloc(n * c, &format!("combined {}", t.name))?;
                     let a = dense(&layer, n, 1);
+                    // This task's rows of the gates: g[j, n, m] at g_off.
                     let ga = GateArgs {
                         rows: n as u32,
                         experts: m as u32,
                         width: c as u32,
                         g_stride: m as u32,
+                        g_off: (j * n * m) as u32,
                         ..Default::default()
                     };
                     forward.push(Op::DenseForward {
@@ -426,8 +442,13 @@ impl EnsembleNet {
                         params,
                         y: glog,
                     });
+                    // Reads the logits at 0, writes the task's gate rows.
                     forward.push(Op::GateSoftmax {
-                        args: ga,
+                        args: GateArgs {
+                            g_off: 0,
+                            out_off: ga.g_off,
+                            ..ga
+                        },
                         x: glog,
                         y: g,
                     });
@@ -440,7 +461,7 @@ impl EnsembleNet {
                     let dz = if train {
                         let grads = grads.expect("training graph");
                         let dz = b.alloc(n * c, &format!("d combined {}", t.name))?;
-                        let dg = b.alloc(n * m, &format!("d gate {}", t.name))?;
+                        let dg = dgates.expect("training graph");
                         let dglog = b.alloc(n * m, &format!("d gate logits {}", t.name))?;
                         let dex = douts[j].expect("training graph");
                         combine_backward.push(Op::GatedSumBackwardExperts {
@@ -573,7 +594,7 @@ impl EnsembleNet {
             form,
             stacked,
             members,
-            gates: None,
+            gates: gates.map(|g| (g, m)),
             rep_split: None,
         })
     }
