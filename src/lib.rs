@@ -11,6 +11,10 @@
 //! `cpu` (reference twins, same stems as `shaders/`), `gpu` (wgpu host),
 //! `backend` (the trait both implement).
 
+// Shapes and indices are written `[N, O]`, `y[n, o]` in doc comments, which
+// rustdoc would read as links to items called `N` or `o`.
+#![allow(rustdoc::broken_intra_doc_links)]
+
 pub mod backend;
 pub mod cpu;
 pub mod error;
