@@ -277,6 +277,17 @@ fn penguins_with_early_stopping_saves_the_best_epoch() {
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let eval = String::from_utf8_lossy(&o.stdout);
+    let number_after = |text: &str, key: &str| -> f32 {
+        let rest = text.split(key).nth(1).unwrap_or_else(|| panic!("no `{key}` in {text}"));
+        let word = rest.split_whitespace().next().unwrap();
+        word.trim_end_matches([',', ';']).parse().unwrap()
+    };
+    let best_loss = number_after(summary, "best validation loss ");
+    let eval_loss = number_after(&eval, "loss ");
+    assert!(
+        (best_loss - eval_loss).abs() <= 2e-5,
+        "best epoch's validation loss {best_loss}, the saved model's {eval_loss}"
+    );
     for task in ["species", "sex", "body_mass"] {
         let printed = train.lines().rev().find(|l| l.starts_with(task)).unwrap();
         let again = eval.lines().find(|l| l.starts_with(task)).unwrap();

@@ -409,7 +409,12 @@ fn eval(model_path: &Path, data: &Path, validation: bool, backend: &str) -> Resu
     };
     let mut b = tandem::open_backend(choice)?;
     let metrics = tandem::evaluate(&model, &dataset, b.as_mut())?;
-    println!("{} rows, {}", dataset.rows, b.describe());
+    let (loss, _) = tandem::train::evaluate_loss(&model, &dataset, b.as_mut())?;
+    println!(
+        "{} rows, {}; loss {loss:.5} (Σ weight × task loss)",
+        dataset.rows,
+        b.describe()
+    );
     print!("{}", tandem::train::metrics::table(&metrics));
     Ok(())
 }

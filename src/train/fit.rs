@@ -3,7 +3,9 @@
 //! `ModelSpec`), `fit`, print the metrics (see examples/multitask.rs).
 
 use super::metrics::TaskMetrics;
-use super::predict::{task_losses, task_metrics, to_predictions, Outputs, Predictions, Predictor};
+use super::predict::{
+    task_losses, task_metrics, to_predictions, weighted_loss, Outputs, Predictions, Predictor,
+};
 use super::trainer::{check_data, StepLoss, Trainer};
 use crate::backend::Backend;
 use crate::cpu::CpuBackend;
@@ -166,12 +168,8 @@ pub fn fit(
             }
             _ => (Vec::new(), Vec::new()),
         };
-        let valid_loss = (!valid_task_losses.is_empty()).then(|| {
-            (model.spec.tasks.iter())
-                .zip(&valid_task_losses)
-                .map(|(t, l)| t.weight * l)
-                .sum::<f32>()
-        });
+        let valid_loss =
+            (!valid_task_losses.is_empty()).then(|| weighted_loss(model, &valid_task_losses));
         let task_weights = trainer.lambda_history().last().cloned().unwrap_or_default();
         model.task_weights.push(task_weights.clone());
         let mut stop = false;
@@ -248,6 +246,19 @@ pub fn allocation(
     backend.write(params, 0, &model.params)?;
     let p = Predictor::new(backend, model, params, features, rows)?;
     p.mean_gates(backend)
+}
+
+/// `model`'s loss on `data`: Σ_j w_j L_j with the configured weights, and the
+/// per-task mean losses L_j (what `fit` reports as the validation loss).
+pub fn evaluate_loss(
+    model: &Model,
+    data: &Dataset,
+    backend: &mut dyn Backend,
+) -> Result<(f32, Vec<f32>)> {
+    check_data(model, data, "evaluation")?;
+    let out = forward(model, &data.features, data.rows, backend)?;
+    let losses = task_losses(model, &out, data);
+    Ok((weighted_loss(model, &losses), losses))
 }
 
 /// Per-task metrics of `model` on `data`.

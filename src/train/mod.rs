@@ -7,8 +7,8 @@ pub mod trainer;
 pub mod weighting;
 
 pub use fit::{
-    allocation, evaluate, fit, forward, open_backend, predict, BackendChoice, EpochReport, Event,
-    History,
+    allocation, evaluate, evaluate_loss, fit, forward, open_backend, predict, BackendChoice,
+    EpochReport, Event, History,
 };
-pub use predict::{task_losses, Outputs, Predictions, Predictor, TaskPrediction};
+pub use predict::{task_losses, weighted_loss, Outputs, Predictions, Predictor, TaskPrediction};
 pub use trainer::{StepLoss, Trainer};

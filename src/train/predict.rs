@@ -338,6 +338,14 @@ pub fn task_losses(model: &Model, out: &Outputs, data: &Dataset) -> Vec<f32> {
         .collect()
 }
 
+/// Σ_j w_j L_j with the configured task weights w_j (see [`task_losses`]).
+pub fn weighted_loss(model: &Model, task_losses: &[f32]) -> f32 {
+    (model.spec.tasks.iter())
+        .zip(task_losses)
+        .map(|(t, l)| t.weight * l)
+        .sum()
+}
+
 /// Per-task metrics of a forward pass against a dataset's labels. Regression
 /// metrics are in the data's units (standardised CSV targets are mapped back).
 pub fn task_metrics(model: &Model, out: &Outputs, data: &Dataset) -> Vec<(String, TaskMetrics)> {
