@@ -267,6 +267,12 @@ fn train(
             best + 1
         );
     }
+    if history.stopped_early && history.best_epoch.is_none() {
+        println!(
+            "early stopping after epoch {}: the validation loss was never finite",
+            history.epochs.len()
+        );
+    }
     // The metrics of the weights the model now holds.
     let shown = history
         .best_epoch
