@@ -278,7 +278,10 @@ fn penguins_with_early_stopping_saves_the_best_epoch() {
     assert!(o.status.success(), "{}", stderr(&o));
     let eval = String::from_utf8_lossy(&o.stdout);
     let number_after = |text: &str, key: &str| -> f32 {
-        let rest = text.split(key).nth(1).unwrap_or_else(|| panic!("no `{key}` in {text}"));
+        let rest = text
+            .split(key)
+            .nth(1)
+            .unwrap_or_else(|| panic!("no `{key}` in {text}"));
         let word = rest.split_whitespace().next().unwrap();
         word.trim_end_matches([',', ';']).parse().unwrap()
     };
@@ -297,6 +300,69 @@ fn penguins_with_early_stopping_saves_the_best_epoch() {
             "train:\n{train}\neval:\n{eval}"
         );
     }
+}
+
+/// The bundled ensemble job: three members trained together from scratch;
+/// predict writes every task's output and the members' spread.
+#[test]
+fn penguins_ensemble_trains_and_predicts_with_spread() {
+    let out = scratch("penguins-ensemble");
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/penguins");
+    let model = out.join("ens.safetensors");
+    let o = tandem(&[
+        "train",
+        s(&examples.join("ensemble.toml")),
+        "--backend",
+        "cpu",
+        "--out",
+        s(&model),
+        "--quiet",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = String::from_utf8_lossy(&o.stdout);
+    let species = text
+        .lines()
+        .rev()
+        .find(|l| l.starts_with("species"))
+        .unwrap();
+    let words: Vec<&str> = species.split_whitespace().collect();
+    let k = words.iter().position(|w| *w == "acc").unwrap();
+    let acc: f64 = words[k + 1].parse().unwrap();
+    assert!(acc >= 0.95, "{text}");
+    let pred = out.join("pred.csv");
+    let o = tandem(&[
+        "predict",
+        s(&model),
+        "--features",
+        s(&examples.join("penguins.csv")),
+        "--out",
+        s(&pred),
+        "--backend",
+        "cpu",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let p = std::fs::read_to_string(&pred).unwrap();
+    assert_eq!(
+        p.lines().next().unwrap(),
+        "species,species_p_Adelie,species_p_Chinstrap,species_p_Gentoo,\
+         species_spread_0,species_spread_1,species_spread_2,sex,sex_spread,body_mass,body_mass_spread"
+    );
+    // Spreads of probabilities lie in [0, 0.5]; somewhere the members disagree.
+    let row: Vec<f32> = p
+        .lines()
+        .nth(1)
+        .unwrap()
+        .split(',')
+        .skip(4)
+        .take(3)
+        .map(|v| v.parse().unwrap())
+        .collect();
+    assert!(row.iter().all(|s| (0.0..=0.5).contains(s)), "{row:?}");
+    let any_spread = p
+        .lines()
+        .skip(1)
+        .any(|l| l.split(',').nth(8).unwrap().parse::<f32>().unwrap() > 1e-3);
+    assert!(any_spread, "the members never disagree on sex");
 }
 
 /// A small npy case: x [20, 4], one binary and one 3-class task.
