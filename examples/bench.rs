@@ -726,24 +726,10 @@ fn seed_data(rows: usize) -> tandem::Dataset {
 }
 
 fn seed_config() -> tandem::TrainConfig {
-    use tandem::io::{AdamStyle, OptimizerConfig, OptimizerKind, TrainConfig, Weighting};
-    TrainConfig {
+    // One epoch at Keras's fit defaults: batch 32, shuffled, Adam at 0.001.
+    tandem::TrainConfig {
         epochs: 1,
-        batch_size: 32,
-        shuffle: true,
-        seed: 0,
-        weighting: Weighting::Fixed,
-        gradnorm_alpha: None,
-        early_stopping: None,
-        optimizer: OptimizerConfig {
-            kind: OptimizerKind::Adam,
-            lr: 1e-3,
-            beta1: 0.9,
-            beta2: 0.999,
-            eps: 1e-7,
-            style: AdamStyle::Keras,
-            momentum: 0.0,
-        },
+        ..Default::default()
     }
 }
 
