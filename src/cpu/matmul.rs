@@ -34,6 +34,11 @@ impl Layout {
 /// Products at least this large (m·n·k) use every core.
 const PARALLEL_WORK: usize = 1 << 18;
 
+/// True when `matmul` spreads an m×n×k product over every core itself.
+pub fn uses_threads(m: usize, n: usize, k: usize) -> bool {
+    m * n * k >= PARALLEL_WORK && m.min(n).min(k) >= 64
+}
+
 /// dst[m×n] (+)= lhs[m×k] · rhs[k×n]. Panics (a caller's bug) if a layout
 /// runs past its slice.
 #[allow(clippy::too_many_arguments)]
@@ -68,7 +73,7 @@ pub fn matmul(
     // Thin products (a batch of 32 rows, a contraction over 32 rows) lose more
     // to thread hand-offs than they gain: the benchmark measured 8 fused
     // seed-sized members 1.4x slower threaded.
-    let parallelism = if m * n * k >= PARALLEL_WORK && m.min(n).min(k) >= 64 {
+    let parallelism = if uses_threads(m, n, k) {
         gemm::Parallelism::Rayon(0)
     } else {
         gemm::Parallelism::None

@@ -11,6 +11,7 @@ pub mod loss;
 pub mod matmul;
 pub mod multitask;
 pub mod optimizer;
+pub mod team;
 pub mod weighting;
 
 use crate::backend::{Backend, Counters, ProgramId};

@@ -1,14 +1,12 @@
 //! CPU twin of shaders/optimizer.wgsl: Adam (Keras or PyTorch form) and SGD
 //! with momentum, in place over params[p_off .. p_off + len].
 
+use super::team::{pieces, ranges, Team};
 use crate::ops::{AdamArgs, SgdArgs};
-use rayon::prelude::*;
 
-/// Parameter counts at least this large are updated on every thread. Waking
-/// an idle worker costs tens of microseconds on a virtual machine: two threads
-/// over 52k parameters took 137 µs against 29 µs on one, so only updates far
-/// longer than that are split.
-const PARALLEL_ELEMENTS: usize = 1 << 18;
+/// Parameter counts at least this large are updated by the whole CPU team
+/// (see `team.rs`; a part's hand-off costs well under a microsecond).
+const PARALLEL_ELEMENTS: usize = 1 << 13;
 
 /// One Adam step at t = counters[1] + 1.
 pub fn adam_update(
@@ -57,11 +55,18 @@ pub fn adam_update(
     );
     if p.len() >= PARALLEL_ELEMENTS {
         // Each element's update is independent: the split changes no result.
-        let chunk = p.len().div_ceil(rayon::current_num_threads());
-        p.par_chunks_mut(chunk)
-            .zip(m.par_chunks_mut(chunk))
-            .zip(v.par_chunks_mut(chunk).zip(g.par_chunks(chunk)))
-            .for_each(|((p, m), (v, g))| update(p, m, v, g));
+        let team = Team::global();
+        let parts = ranges(p.len(), team.threads(), 16);
+        let lens: Vec<usize> = parts.iter().map(|r| r.len()).collect();
+        let (p, m, v) = (pieces(p, &lens), pieces(m, &lens), pieces(v, &lens));
+        team.run(parts.len(), &|k| {
+            let (mut pk, mut mk, mut vk) = (
+                p[k].lock().unwrap_or_else(|e| e.into_inner()),
+                m[k].lock().unwrap_or_else(|e| e.into_inner()),
+                v[k].lock().unwrap_or_else(|e| e.into_inner()),
+            );
+            update(&mut pk, &mut mk, &mut vk, &g[parts[k].clone()]);
+        });
     } else {
         update(p, m, v, g);
     }
