@@ -236,7 +236,12 @@ pub fn run_op(bufs: &mut [Vec<f32>], op: &Op) {
 
 impl Backend for CpuBackend {
     fn describe(&self) -> String {
-        format!("cpu ({} threads)", rayon::current_num_threads())
+        let (gemm, team) = (rayon::current_num_threads(), team::Team::global().threads());
+        if gemm == team {
+            format!("cpu ({gemm} threads)")
+        } else {
+            format!("cpu ({gemm} threads, {team} for small kernels)")
+        }
     }
     fn is_gpu(&self) -> bool {
         false
