@@ -34,6 +34,11 @@ fn task(name: &str, kind: TaskKind, outputs: usize) -> TaskSpec {
     }
 }
 
+/// Each step's objective as a one-entry row, for `common::assert_same_losses`.
+fn per_step(losses: &[f32]) -> Vec<Vec<f32>> {
+    losses.iter().map(|l| vec![*l]).collect()
+}
+
 fn backends() -> Vec<BackendChoice> {
     let mut b = vec![BackendChoice::Cpu];
     if common::gpu().is_some() {
@@ -183,20 +188,10 @@ fn every_combiner_trains_the_same_on_both_backends() {
             );
             results.push((losses, model.params));
         }
-        if results.len() == 2 {
-            for (k, (c, g)) in results[0].0.iter().zip(&results[1].0).enumerate() {
-                assert!(
-                    (c - g).abs() <= 1e-4 * c.abs().max(1.0),
-                    "{combine:?} step {k}: cpu {c} gpu {g}"
-                );
-            }
-            let worst = results[0]
-                .1
-                .iter()
-                .zip(&results[1].1)
-                .map(|(a, b)| (a - b).abs())
-                .fold(0.0f32, f32::max);
-            assert!(worst <= 1e-4, "{combine:?}: weights differ by {worst}");
+        if let [(cpu_l, cpu_w), (gpu_l, gpu_w)] = &results[..] {
+            let what = format!("{combine:?}");
+            common::assert_same_losses(&what, &per_step(cpu_l), &per_step(gpu_l));
+            common::assert_same_weights(&what, cpu_w, gpu_w);
         }
     }
 }
@@ -493,17 +488,9 @@ fn bagging_trains_the_same_on_both_backends() {
             model.params,
         ));
     }
-    if results.len() == 2 {
-        for (c, g) in results[0].0.iter().zip(&results[1].0) {
-            assert!((c - g).abs() <= 1e-4 * c.abs().max(1.0), "cpu {c} gpu {g}");
-        }
-        let worst = results[0]
-            .1
-            .iter()
-            .zip(&results[1].1)
-            .map(|(a, b)| (a - b).abs())
-            .fold(0.0f32, f32::max);
-        assert!(worst <= 1e-4, "weights differ by {worst}");
+    if let [(cpu_l, cpu_w), (gpu_l, gpu_w)] = &results[..] {
+        common::assert_same_losses("bagging", &per_step(cpu_l), &per_step(gpu_l));
+        common::assert_same_weights("bagging", cpu_w, gpu_w);
     }
 }
 

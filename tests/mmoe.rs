@@ -176,20 +176,8 @@ fn cpu_and_gpu_agree(spec: &ModelSpec, cfg: &TrainConfig, what: &str) {
     let (cpu_loss, cpu_w, cpu_l) = run(BackendChoice::Cpu);
     let (gpu_loss, gpu_w, gpu_l) = run(BackendChoice::Gpu);
     assert_eq!(cpu_loss.len(), 5 * cfg.epochs);
-    for (k, (c, g)) in cpu_loss.iter().zip(&gpu_loss).enumerate() {
-        for (a, b) in c.iter().zip(g) {
-            assert!(
-                (a - b).abs() <= 1e-4 * a.abs().max(1.0),
-                "{what} step {k}: cpu {c:?} gpu {g:?}"
-            );
-        }
-    }
-    let worst = cpu_w
-        .iter()
-        .zip(&gpu_w)
-        .map(|(a, b)| (a - b).abs())
-        .fold(0.0f32, f32::max);
-    assert!(worst <= 1e-4, "{what}: weights differ by {worst}");
+    common::assert_same_losses(what, &cpu_loss, &gpu_loss);
+    let worst = common::assert_same_weights(what, &cpu_w, &gpu_w);
     for (a, b) in cpu_l.iter().flatten().zip(gpu_l.iter().flatten()) {
         assert!(
             (a - b).abs() <= 1e-4,

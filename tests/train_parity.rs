@@ -74,20 +74,8 @@ fn cpu_and_gpu_train_the_same_model() {
     let (cpu_loss, cpu_w) = run(BackendChoice::Cpu);
     let (gpu_loss, gpu_w) = run(BackendChoice::Gpu);
     assert_eq!(cpu_loss.len(), 15);
-    for (k, (c, g)) in cpu_loss.iter().zip(&gpu_loss).enumerate() {
-        for (a, b) in c.iter().zip(g) {
-            assert!(
-                (a - b).abs() <= 1e-4 * a.abs().max(1.0),
-                "step {k}: cpu {c:?} gpu {g:?}"
-            );
-        }
-    }
-    let worst = cpu_w
-        .iter()
-        .zip(&gpu_w)
-        .map(|(a, b)| (a - b).abs())
-        .fold(0.0f32, f32::max);
-    assert!(worst <= 1e-4, "weights differ by {worst}");
+    common::assert_same_losses("mixed tasks", &cpu_loss, &gpu_loss);
+    let worst = common::assert_same_weights("mixed tasks", &cpu_w, &gpu_w);
     // Training did something: the objective fell.
     assert!(
         cpu_loss[14][0] < cpu_loss[0][0],
@@ -147,13 +135,8 @@ fn sgd_with_momentum_trains_on_both_backends() {
         assert!(last < first, "SGD on {b:?}: loss {first} → {last}");
         finals.push(model.params);
     }
-    if finals.len() == 2 {
-        let worst = finals[0]
-            .iter()
-            .zip(&finals[1])
-            .map(|(a, b)| (a - b).abs())
-            .fold(0.0f32, f32::max);
-        assert!(worst <= 1e-4, "SGD weights differ by {worst}");
+    if let [cpu, gpu] = &finals[..] {
+        common::assert_same_weights("SGD", cpu, gpu);
     }
 }
 
@@ -218,20 +201,10 @@ fn fused_first_head_layers_train_the_same_on_both_backends() {
         );
         runs.push((losses, m.params));
     }
-    if runs.len() == 2 {
-        for (k, (c, g)) in runs[0].0.iter().zip(&runs[1].0).enumerate() {
-            assert!(
-                (c - g).abs() <= 1e-4 * c.abs().max(1.0),
-                "step {k}: cpu {c} gpu {g}"
-            );
-        }
-        let worst = runs[0]
-            .1
-            .iter()
-            .zip(&runs[1].1)
-            .map(|(a, b)| (a - b).abs())
-            .fold(0.0f32, f32::max);
-        assert!(worst <= 1e-4, "weights differ by {worst}");
+    if let [(cpu_l, cpu_w), (gpu_l, gpu_w)] = &runs[..] {
+        let rows = |l: &[f32]| l.iter().map(|v| vec![*v]).collect::<Vec<_>>();
+        common::assert_same_losses("fused heads", &rows(cpu_l), &rows(gpu_l));
+        common::assert_same_weights("fused heads", cpu_w, gpu_w);
     }
     // Saving and loading keeps every tensor under its name, whatever the layout.
     let path =

@@ -47,6 +47,32 @@ pub fn random(seed: u64, len: usize, lo: f32, hi: f32) -> Vec<f32> {
     (0..len).map(|_| rng.random_range(lo..hi)).collect()
 }
 
+/// The same training on the CPU and the GPU agrees: every step's losses within
+/// 1e-4 relative (each step's entries: the objective, maybe per-task losses).
+pub fn assert_same_losses(what: &str, cpu: &[Vec<f32>], gpu: &[Vec<f32>]) {
+    assert_eq!(cpu.len(), gpu.len(), "{what}: step counts differ");
+    for (k, (c, g)) in cpu.iter().zip(gpu).enumerate() {
+        for (a, b) in c.iter().zip(g) {
+            assert!(
+                (a - b).abs() <= 1e-4 * a.abs().max(1.0),
+                "{what} step {k}: cpu {c:?} gpu {g:?}"
+            );
+        }
+    }
+}
+
+/// … and its final weights agree within 1e-4; returns the largest |Δ|.
+pub fn assert_same_weights(what: &str, cpu: &[f32], gpu: &[f32]) -> f32 {
+    assert_eq!(cpu.len(), gpu.len(), "{what}: parameter counts differ");
+    let worst = cpu
+        .iter()
+        .zip(gpu)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0f32, f32::max);
+    assert!(worst <= 1e-4, "{what}: weights differ by {worst}");
+    worst
+}
+
 /// |a − b| ≤ atol + rtol·|b|, with NaN equal to NaN.
 pub fn close(a: f32, b: f32, atol: f32, rtol: f32) -> bool {
     if a.is_nan() || b.is_nan() {
