@@ -52,8 +52,9 @@ fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
 
-/// `tandem train CONFIG --out MODEL --backend cpu --quiet`, which must succeed.
-fn train_on_cpu(config: &Path, model: &Path) {
+/// `tandem train CONFIG --out MODEL --backend cpu --quiet`, which must
+/// succeed; returns what it printed.
+fn train_on_cpu(config: &Path, model: &Path) -> String {
     let o = tandem(&[
         "train",
         s(config),
@@ -64,6 +65,7 @@ fn train_on_cpu(config: &Path, model: &Path) {
         "--quiet",
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
+    String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
 /// `tandem inspect MODEL --data CONFIG` on the CPU, writing both PNGs into `dir` as `NAME-*.png`.
@@ -271,17 +273,7 @@ fn penguins_with_early_stopping_saves_the_best_epoch() {
     let cfg = out.join("early.toml");
     std::fs::write(&cfg, text).unwrap();
     let model = out.join("best.safetensors");
-    let o = tandem(&[
-        "train",
-        s(&cfg),
-        "--backend",
-        "cpu",
-        "--out",
-        s(&model),
-        "--quiet",
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    let train = String::from_utf8_lossy(&o.stdout).into_owned();
+    let train = train_on_cpu(&cfg, &model);
     let summary = train
         .lines()
         .find(|l| l.contains("best validation loss"))
@@ -526,16 +518,7 @@ fn bad_data_is_named_with_file_and_row() {
 fn bad_init_weights_name_the_tensor_and_both_shapes() {
     let (dir, cfg) = good_case("init");
     let model = dir.join("m.safetensors");
-    let o = tandem(&[
-        "train",
-        s(&cfg),
-        "--backend",
-        "cpu",
-        "--out",
-        s(&model),
-        "--quiet",
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    train_on_cpu(&cfg, &model);
     // The same model with a wider trunk: every trunk tensor has the wrong shape.
     let wide = dir.join("wide.toml");
     std::fs::write(&wide, CONFIG.replace("trunk = [5]", "trunk = [6]")).unwrap();

@@ -61,6 +61,24 @@ fn sub_items(a: &DenseArgs, r: &std::ops::Range<usize>) -> DenseArgs {
     }
 }
 
+/// Runs `f(items, block)` for every part across the team, where `block` is
+/// the part's items' slice of `out` = (buffer, offset of item 0, item stride).
+fn on_item_blocks(
+    team: &Team,
+    parts: &[std::ops::Range<usize>],
+    out: (&mut [f32], usize, usize),
+    f: &(dyn Fn(&std::ops::Range<usize>, &mut [f32]) + Sync),
+) {
+    let (buf, off, stride) = out;
+    let rest = &mut buf[off..];
+    let lens = block_lens(parts, stride, rest.len());
+    let blocks = pieces(rest, &lens);
+    team.run(parts.len(), &|k| {
+        let mut block = blocks[k].lock().unwrap_or_else(|e| e.into_inner());
+        f(&parts[k], &mut block)
+    });
+}
+
 /// Lengths that cut `len` elements from `start` into the items' blocks of
 /// `stride` elements (the last block takes whatever remains).
 fn block_lens(parts: &[std::ops::Range<usize>], stride: usize, len: usize) -> Vec<usize> {
@@ -225,18 +243,14 @@ fn forward_fused_into(a: &DenseArgs, x: &[f32], params: &[f32], y: &mut [f32], o
 pub fn forward(a: &DenseArgs, x: &[f32], params: &[f32], y: &mut [f32]) {
     if let Some((team, parts)) = item_parts(a) {
         // Each part: its items' products and epilogues into its block of y.
-        let rest = &mut y[a.y_off as usize..];
-        let lens = block_lens(&parts, a.y_bstride as usize, rest.len());
-        let blocks = pieces(rest, &lens);
-        team.run(parts.len(), &|k| {
+        let out = (y, a.y_off as usize, a.y_bstride as usize);
+        return on_item_blocks(team, &parts, out, &|r, yk| {
             let sub = DenseArgs {
                 y_off: 0,
-                ..sub_items(a, &parts[k])
+                ..sub_items(a, r)
             };
-            let mut yk = blocks[k].lock().unwrap_or_else(|e| e.into_inner());
-            forward_items(&sub, x, params, &mut yk)
+            forward_items(&sub, x, params, yk)
         });
-        return;
     }
     forward_items(a, x, params, y)
 }
@@ -288,17 +302,14 @@ pub fn backward_input(a: &DenseArgs, dy: &[f32], y: &[f32], params: &[f32], dx: 
     match item_parts(a) {
         // Items with inputs of their own: each part writes its items' dx blocks.
         Some((team, parts)) if a.x_bstride != 0 => {
-            let rest = &mut dx[a.dx_off as usize..];
-            let lens = block_lens(&parts, a.x_bstride as usize, rest.len());
-            let blocks = pieces(rest, &lens);
-            team.run(parts.len(), &|k| {
+            let out = (dx, a.dx_off as usize, a.x_bstride as usize);
+            on_item_blocks(team, &parts, out, &|r, dxk| {
                 let sub = DenseArgs {
                     dx_off: 0,
-                    ..sub_items(a, &parts[k])
+                    ..sub_items(a, r)
                 };
-                let mut dxk = blocks[k].lock().unwrap_or_else(|e| e.into_inner());
-                backward_input_items(&sub, dy, y, params, &mut dxk)
-            });
+                backward_input_items(&sub, dy, y, params, dxk)
+            })
         }
         _ => backward_input_items(a, dy, y, params, dx),
     }
