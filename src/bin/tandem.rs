@@ -198,10 +198,10 @@ fn train(
     let choice: BackendChoice = backend.parse()?;
     let mut cfg = Config::load(config)?;
     let split = load_split(&mut cfg)?;
-    let mut model = Model::from_config(&cfg)?;
+    let mut model = Model::from_spec(&cfg.model, cfg.train.seed)?;
     model.preprocess = split.preprocess.clone();
     if let Some(w) = &init {
-        model.load_init(w, &cfg)?;
+        model.load_init(w)?;
     }
     let b = tandem::open_backend(choice)?;
     eprintln!(
@@ -335,7 +335,7 @@ fn inspect(
     let experts = alloc.first().map_or(0, |a| a.len());
     // MMoE: every task gates all experts e0…; PLE: the shared ones s0…, then
     // its own t0…; a gated ensemble: its members, by name.
-    let (columns, what): (Vec<String>, &str) = match (&model.spec.ple, &model.spec.ensemble) {
+    let (columns, what): (Vec<String>, &str) = match (model.spec.ple(), model.spec.ensemble()) {
         (Some(p), _) => (
             (0..p.shared)
                 .map(|i| format!("s{i}"))
@@ -380,7 +380,7 @@ fn inspect(
     if model.task_weights.is_empty() {
         println!("(none recorded: the model was saved without a training history)");
     }
-    if model.spec.ple.is_some() {
+    if model.spec.ple().is_some() {
         println!("(PLE: the last level's gates; s = shared experts, t = the task's own)");
     }
     let title = format!("mean gate weight per {what}");

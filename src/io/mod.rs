@@ -14,9 +14,8 @@ pub mod preprocess;
 pub mod table;
 
 pub use config::{
-    AdamStyle, Combine, Config, DataConfig, EarlyStopping, EnsembleConfig, ExpertsConfig,
-    FeatureSource, MemberConfig, OptimizerConfig, OptimizerKind, TargetSource, TrainConfig,
-    Weighting,
+    AdamStyle, Combine, Config, DataConfig, EarlyStopping, FeatureSource, OptimizerConfig,
+    OptimizerKind, TargetSource, TrainConfig, Weighting,
 };
 pub use dataset::{load_all, load_split, split_rows, Dataset, Split};
 pub use preprocess::{FeatureTransform, Features, Preprocess, Standardize, TargetTransform};

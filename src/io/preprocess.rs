@@ -13,86 +13,12 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use serde::{Deserialize, Serialize};
-
 use crate::error::{Error, Result};
 use crate::io::table::{is_missing, is_numeric, parse_number, Table};
+pub use crate::model::spec::preprocess::{
+    FeatureTransform, Preprocess, Standardize, TargetTransform,
+};
 use crate::model::spec::{TaskKind, TaskSpec};
-
-/// The fitted preprocessing of a CSV data source.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Preprocess {
-    /// One transform per feature column, in config order; their widths sum to the model's inputs.
-    pub features: Vec<FeatureTransform>,
-    /// One transform per task, in `ModelSpec.tasks` order.
-    pub targets: Vec<TargetTransform>,
-}
-
-/// How one feature column becomes model inputs.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "lowercase")]
-pub enum FeatureTransform {
-    /// One input `(x − mean) / std`.
-    Numeric {
-        /// CSV column name.
-        column: String,
-        /// Mean over the training rows.
-        mean: f32,
-        /// Population std over the training rows (1 where it was 0).
-        std: f32,
-    },
-    /// One input per category (one-hot), categories sorted.
-    Categorical {
-        /// CSV column name.
-        column: String,
-        /// Sorted distinct training values.
-        categories: Vec<String>,
-    },
-}
-
-impl FeatureTransform {
-    /// The CSV column this transform reads.
-    pub fn column(&self) -> &str {
-        match self {
-            FeatureTransform::Numeric { column, .. } => column,
-            FeatureTransform::Categorical { column, .. } => column,
-        }
-    }
-
-    /// Number of model inputs it produces.
-    pub fn width(&self) -> usize {
-        match self {
-            FeatureTransform::Numeric { .. } => 1,
-            FeatureTransform::Categorical { categories, .. } => categories.len(),
-        }
-    }
-}
-
-/// How one CSV column becomes a task's labels.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct TargetTransform {
-    /// Task name.
-    pub task: String,
-    /// CSV column name.
-    pub column: String,
-    /// The task's kind.
-    pub kind: TaskKind,
-    /// The task's output width (classes for multiclass).
-    pub outputs: usize,
-    /// String labels → class index (position in this sorted list); `None` = numeric labels.
-    pub classes: Option<Vec<String>>,
-    /// Regression label standardisation; `None` = labels used as they are.
-    pub scale: Option<Standardize>,
-}
-
-/// `(y − mean) / std`, undone by `y·std + mean`.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct Standardize {
-    /// Mean over the training rows.
-    pub mean: f32,
-    /// Population std over the training rows (1 where it was 0).
-    pub std: f32,
-}
 
 /// Model inputs encoded from a CSV by [`Preprocess::apply_features`].
 #[derive(Debug, Clone, PartialEq)]
@@ -135,38 +61,6 @@ impl Preprocess {
             .map(|(task, col)| fit_target(table, col, task, train_rows, label_rows))
             .collect::<Result<Vec<_>>>()?;
         Ok(Preprocess { features, targets })
-    }
-
-    /// Model inputs per row.
-    pub fn inputs(&self) -> usize {
-        self.features.iter().map(FeatureTransform::width).sum()
-    }
-
-    /// One name per model input: `column` or `column=category`.
-    pub fn feature_names(&self) -> Vec<String> {
-        let mut names = Vec::with_capacity(self.inputs());
-        for f in &self.features {
-            match f {
-                FeatureTransform::Numeric { column, .. } => names.push(column.clone()),
-                FeatureTransform::Categorical { column, categories } => {
-                    names.extend(categories.iter().map(|c| format!("{column}={c}")));
-                }
-            }
-        }
-        names
-    }
-
-    /// The class names of task `task` (index in `ModelSpec.tasks`) when its labels were strings.
-    pub fn class_names(&self, task: usize) -> Option<&[String]> {
-        self.targets.get(task)?.classes.as_deref()
-    }
-
-    /// Maps standardised predictions of regression task `task` back to label units, in place.
-    /// A task without a scale is left as it is.
-    pub fn unscale_regression(&self, task: usize, values: &mut [f32]) {
-        if let Some(s) = self.targets.get(task).and_then(|t| t.scale) {
-            values.iter_mut().for_each(|v| *v = *v * s.std + s.mean);
-        }
     }
 
     /// Encodes the feature columns of `rows` of `table`: `[rows.len(), inputs]` row-major.
@@ -225,17 +119,6 @@ impl Preprocess {
             data,
             names: self.feature_names(),
         })
-    }
-
-    /// JSON for the model file's metadata.
-    pub fn to_json(&self) -> String {
-        serde_json::to_string(self).expect("Preprocess always serialises")
-    }
-
-    /// Parses [`Preprocess::to_json`]'s output.
-    pub fn from_json(text: &str) -> Result<Preprocess> {
-        serde_json::from_str(text)
-            .map_err(|e| Error::Invalid(format!("preprocessing metadata is not valid: {e}")))
     }
 }
 

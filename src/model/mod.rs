@@ -1,21 +1,28 @@
 //! Model description, parameters and the training graph.
-pub mod ensemble;
-pub mod mmoe;
+//!
+//! - [`spec`]: what the model is (saved in its file's metadata).
+//! - [`params`]: every tensor's place in one flat vector.
+//! - [`graph`]: the vocabulary of a pass (buffers, dense calls, chains);
+//!   [`blocks`]: paired forward/backward building blocks; [`arch`]: one file
+//!   per architecture, composed from them; [`network`]: the spec's
+//!   architecture placed and its graph built.
+//! - [`weights`]: safetensors files.
+pub mod arch;
+pub mod blocks;
+pub mod graph;
 pub mod network;
 pub mod params;
-pub mod ple;
-pub mod shared;
 pub mod spec;
 pub mod weights;
 
-use crate::io::Preprocess;
 use network::Network;
 use params::ParamLayout;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+pub use spec::preprocess::Preprocess;
 pub use spec::{
-    Activation, Combine, EnsembleSpec, ExpertsSpec, MemberSpec, ModelSpec, PleSpec, TaskKind,
-    TaskSpec,
+    Activation, Architecture, Combine, EnsembleSpec, ExpertsSpec, MemberSpec, ModelSpec, PleSpec,
+    TaskKind, TaskSpec,
 };
 
 /// Name prefix of the learned uncertainty-weighting log-variances s_j.
@@ -88,7 +95,9 @@ impl Model {
     /// logits: binary z = 4·(p̄ − ½) (W = 4/M, b = −2), multiclass
     /// z_c = C·p̄_c (W = C/M, b = 0; softmax ignores the constant).
     fn init_stack_combiners(&mut self) {
-        let Some(e) = &self.spec.ensemble else { return };
+        let Some(e) = self.spec.ensemble() else {
+            return;
+        };
         if e.combine != Combine::Stack {
             return;
         }

@@ -1,17 +1,25 @@
 //! Weights files (safetensors): a saved model is one file holding every
-//! tensor under its DESIGN §3 name, with the spec (and the CSV preprocessing)
-//! as JSON in `__metadata__`. Plain weight files (no metadata) load into a
-//! model whose spec comes from a config, e.g. `--init`.
+//! tensor under its layout name (`trunk.{i}.weight`, `heads.{task}.{i}.bias`,
+//! `members.{name}.…`, `experts.{e}.{l}.…`; weights [out, in] as in PyTorch),
+//! with the spec (and the CSV preprocessing) as JSON in `__metadata__`.
+//! Plain weight files (no metadata) load into a model whose spec comes from a
+//! config, e.g. `--init`.
 
 use super::params::ParamLayout;
+use super::spec::legacy::SpecV1;
+use super::spec::preprocess::Preprocess;
 use super::{Model, ModelSpec};
-use crate::io::Preprocess;
 use crate::{Error, Result};
 use safetensors::{Dtype, SafeTensors};
 use std::collections::HashMap;
 use std::path::Path;
 
-const FORMAT: &str = "tandem-1";
+/// The metadata format written: `tandem-2` holds the architecture as one
+/// tagged value (`"architecture": {"mmoe": {…}}`).
+const FORMAT: &str = "tandem-2";
+/// The first format (no `format` key counts as it too): `experts`, `ple` and
+/// `ensemble` as exclusive options beside a `trunk` (see `spec::legacy`).
+const FORMAT_V1: &str = "tandem-1";
 
 fn deserialize<'a>(path: &Path, bytes: &'a [u8]) -> Result<SafeTensors<'a>> {
     SafeTensors::deserialize(bytes)
@@ -258,11 +266,11 @@ impl Model {
         Ok(())
     }
 
-    /// Builds the model a config describes, with ensemble members loaded from
-    /// their `weights` files.
-    pub fn from_config(cfg: &crate::io::Config) -> Result<Model> {
-        let mut model = Model::new(cfg.model.clone(), cfg.train.seed);
-        for m in &cfg.members {
+    /// Builds the model `spec` describes ([`Model::new`] with `seed`), with
+    /// ensemble members loaded from their `weights` files.
+    pub fn from_spec(spec: &ModelSpec, seed: u64) -> Result<Model> {
+        let mut model = Model::new(spec.clone(), seed);
+        for m in spec.members() {
             if let Some(w) = &m.weights {
                 model.load_member(&m.name, w)?;
             }
@@ -272,9 +280,10 @@ impl Model {
 
     /// Loads an init file (`--init`): every tensor the model has must be in
     /// it, except those of members loaded from their own `weights` file.
-    pub fn load_init(&mut self, path: impl AsRef<Path>, cfg: &crate::io::Config) -> Result<()> {
-        let from_files: Vec<String> = cfg
-            .members
+    pub fn load_init(&mut self, path: impl AsRef<Path>) -> Result<()> {
+        let from_files: Vec<String> = self
+            .spec
+            .members()
             .iter()
             .filter(|m| m.weights.is_some())
             .map(|m| format!("members.{}.", m.name))
@@ -285,7 +294,7 @@ impl Model {
         })
     }
 
-    /// Replaces the parameters with those in a plain weights file (DESIGN §3 names).
+    /// Replaces the parameters with those in a plain weights file (layout names).
     pub fn load_weights(&mut self, path: impl AsRef<Path>) -> Result<()> {
         self.params = read_tensors(path.as_ref(), &self.network.layout)?;
         Ok(())
@@ -324,8 +333,13 @@ impl Model {
                 "no model spec in the metadata: a plain weights file loads with `--init` and a config",
             )
         })?;
-        let spec: ModelSpec = serde_json::from_str(spec_json)
-            .map_err(|e| Error::weights(path, format!("metadata `spec`: {e}")))?;
+        let bad_spec = |e: serde_json::Error| Error::weights(path, format!("metadata `spec`: {e}"));
+        let spec: ModelSpec = match meta.get("format").map(String::as_str) {
+            None | Some(FORMAT_V1) => serde_json::from_str::<SpecV1>(spec_json)
+                .map_err(bad_spec)?
+                .into(),
+            _ => serde_json::from_str(spec_json).map_err(bad_spec)?,
+        };
         let mut model = Model::new(spec, 0);
         model.params = read_tensors(path, &model.network.layout)?;
         if let Some(p) = meta.get("preprocess") {

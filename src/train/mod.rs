@@ -1,5 +1,6 @@
 //! Training: the trainer, metrics and prediction.
 pub mod bagging;
+pub mod config;
 pub mod fit;
 pub mod metrics;
 pub mod predict;

@@ -134,8 +134,7 @@ impl Trainer {
         b.write(features, 0, &train.features)?;
         // Bagging: every member's labels side by side, masked outside its sample.
         let bagged = spec
-            .ensemble
-            .as_ref()
+            .ensemble()
             .filter(|e| e.bagging)
             .map(|e| bagging::bootstrap_masks(rows, e.members.len(), cfg.seed));
         let label_members = bagged.as_ref().map_or(1, |m| m.len());

@@ -1,7 +1,14 @@
-//! The model description: what a config's `[model]` and `[[tasks]]` say,
-//! validated and ready to build parameters and a training graph from.
+//! The model description: what a config's `[model]`, `[[tasks]]`,
+//! `[[members]]` and `[ensemble]` say, validated and ready to build parameters
+//! and a training graph from; saved as JSON in a model file's metadata
+//! (`legacy.rs` reads the previous format), with the CSV preprocessing
+//! (`preprocess.rs`).
+
+pub mod legacy;
+pub mod preprocess;
 
 use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
 
 /// Element-wise activation applied after a dense layer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -62,22 +69,18 @@ impl TaskSpec {
     }
 }
 
-/// A multi-task model. Without `experts` or `ensemble` it is hard parameter
-/// sharing: `trunk`, then one head per task.
+/// A multi-task model: its input width, its tasks (each with its head), and
+/// the architecture between the input and the heads.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct ModelSpec {
     /// Input features per row.
     pub inputs: usize,
-    /// Shared dense layers, each followed by `activation`.
-    pub trunk: Vec<usize>,
+    /// The activation after every hidden layer the model itself places: the
+    /// trunk's, the experts' and the task heads' hidden layers (ensemble
+    /// members carry their own).
     pub activation: Activation,
     pub tasks: Vec<TaskSpec>,
-    /// A multi-gate mixture of experts replacing the trunk.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub experts: Option<ExpertsSpec>,
-    /// Progressive layered extraction (PLE) replacing the trunk.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ple: Option<PleSpec>,
+    pub architecture: Architecture,
     /// Learned uncertainty weights: one `weighting.log_var.{task}` [1] per task
     /// (set by `weighting = "uncertainty"`).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -87,9 +90,67 @@ pub struct ModelSpec {
     /// task's gradient of the last shared representation apart.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub gradnorm: bool,
+}
+
+/// What sits between the input and the task heads.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Architecture {
+    /// Hard parameter sharing: shared dense layers, each followed by the
+    /// model's activation, then one head per task.
+    Shared { trunk: Vec<usize> },
+    /// A multi-gate mixture of experts replacing the trunk.
+    Mmoe(ExpertsSpec),
+    /// Progressive layered extraction (PLE) replacing the trunk.
+    Ple(PleSpec),
     /// An ensemble of members replacing the trunk and heads.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ensemble: Option<EnsembleSpec>,
+    Ensemble(EnsembleSpec),
+}
+
+impl Default for Architecture {
+    /// Hard sharing without a trunk: each head reads the input.
+    fn default() -> Self {
+        Architecture::Shared { trunk: Vec::new() }
+    }
+}
+
+impl ModelSpec {
+    /// The shared trunk's layer sizes (empty for the other architectures).
+    pub fn trunk(&self) -> &[usize] {
+        match &self.architecture {
+            Architecture::Shared { trunk } => trunk,
+            _ => &[],
+        }
+    }
+
+    /// The mixture of experts, for MMoE.
+    pub fn experts(&self) -> Option<&ExpertsSpec> {
+        match &self.architecture {
+            Architecture::Mmoe(e) => Some(e),
+            _ => None,
+        }
+    }
+
+    /// The extraction levels, for PLE.
+    pub fn ple(&self) -> Option<&PleSpec> {
+        match &self.architecture {
+            Architecture::Ple(p) => Some(p),
+            _ => None,
+        }
+    }
+
+    /// The members and their combination, for an ensemble.
+    pub fn ensemble(&self) -> Option<&EnsembleSpec> {
+        match &self.architecture {
+            Architecture::Ensemble(e) => Some(e),
+            _ => None,
+        }
+    }
+
+    /// An ensemble's members (empty for the other architectures).
+    pub fn members(&self) -> &[MemberSpec] {
+        self.ensemble().map_or(&[], |e| &e.members)
+    }
 }
 
 /// `experts = E, expert = [...]`: E experts of identical dense stacks.
@@ -115,7 +176,7 @@ pub struct PleSpec {
     pub levels: Vec<usize>,
 }
 
-/// How an ensemble combines its members' outputs, per task (DESIGN §3).
+/// How an ensemble combines its members' outputs, per task.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Combine {
@@ -138,6 +199,10 @@ pub struct MemberSpec {
     pub activation: Activation,
     /// False = frozen: no gradient, no optimizer update.
     pub trainable: bool,
+    /// Pre-trained weights to start from (a config's `weights`, resolved
+    /// against its directory): loaded by `Model::from_spec`, not saved.
+    #[serde(skip)]
+    pub weights: Option<PathBuf>,
 }
 
 /// Members and how they are combined.
