@@ -588,7 +588,9 @@ fn training_row(backend: Box<dyn Backend>, w: &TrainWorkload) -> tandem::Result<
     let rows = w.batch * w.steps;
     let spec = ModelSpec {
         inputs: w.inputs,
-        trunk: w.trunk.clone(),
+        architecture: tandem::model::Architecture::Shared {
+            trunk: w.trunk.clone(),
+        },
         activation: tandem::model::Activation::Relu,
         tasks: (0..w.tasks)
             .map(|j| TaskSpec {
@@ -766,7 +768,7 @@ fn ensemble_rows(make: &dyn Fn() -> tandem::Result<Box<dyn Backend>>, label: &st
         let fused_spec = ModelSpec {
             inputs: 100,
             tasks: seed_tasks(),
-            ensemble: Some(EnsembleSpec {
+            architecture: tandem::model::Architecture::Ensemble(EnsembleSpec {
                 bagging: false,
                 combine: Combine::Concat,
                 members: (0..MEMBERS)
@@ -775,6 +777,7 @@ fn ensemble_rows(make: &dyn Fn() -> tandem::Result<Box<dyn Backend>>, label: &st
                         trunk: vec![64],
                         activation: Activation::Relu,
                         trainable: true,
+                        weights: None,
                     })
                     .collect(),
             }),
@@ -789,7 +792,7 @@ fn ensemble_rows(make: &dyn Fn() -> tandem::Result<Box<dyn Backend>>, label: &st
         let fused_s = epoch_time(&mut fused)?;
         let single = ModelSpec {
             inputs: 100,
-            trunk: vec![64],
+            architecture: tandem::model::Architecture::Shared { trunk: vec![64] },
             activation: Activation::Relu,
             tasks: seed_tasks(),
             ..Default::default()

@@ -6,7 +6,7 @@
 //!     cargo run --release --example ensemble
 
 use tandem::io::load_split;
-use tandem::model::{Activation, Combine, EnsembleSpec, MemberSpec};
+use tandem::model::{Activation, Architecture, Combine, EnsembleSpec, MemberSpec};
 use tandem::train::metrics::TaskMetrics;
 use tandem::{BackendChoice, Config, Model, ModelSpec};
 
@@ -35,7 +35,9 @@ fn main() -> anyhow::Result<()> {
     let mut members = Vec::new();
     for (k, (name, trunk, act)) in trunks.iter().enumerate() {
         let spec = ModelSpec {
-            trunk: trunk.clone(),
+            architecture: Architecture::Shared {
+                trunk: trunk.clone(),
+            },
             activation: *act,
             ..cfg.model.clone()
         };
@@ -60,14 +62,14 @@ fn main() -> anyhow::Result<()> {
             trunk: trunk.clone(),
             activation: *act,
             trainable: false,
+            weights: None,
         });
     }
 
     // 2. The ensemble: the three frozen members, combined per task by a stacking
     //    layer that starts as their average and trains for a few epochs.
     let spec = ModelSpec {
-        trunk: vec![],
-        ensemble: Some(EnsembleSpec {
+        architecture: Architecture::Ensemble(EnsembleSpec {
             bagging: false,
             combine: Combine::Stack,
             members: members.clone(),

@@ -117,7 +117,9 @@ fn task(name: &str) -> TaskSpec {
 fn shared_bottom(hidden: usize) -> ModelSpec {
     ModelSpec {
         inputs: D,
-        trunk: vec![hidden],
+        architecture: tandem::model::Architecture::Shared {
+            trunk: vec![hidden],
+        },
         activation: Activation::Relu,
         tasks: vec![task("y1"), task("y2")],
         ..Default::default()
@@ -130,7 +132,7 @@ fn mmoe(experts: usize, hidden: usize) -> ModelSpec {
         inputs: D,
         activation: Activation::Relu,
         tasks: vec![task("y1"), task("y2")],
-        experts: Some(ExpertsSpec {
+        architecture: tandem::model::Architecture::Mmoe(ExpertsSpec {
             count: experts,
             layers: vec![hidden],
         }),

@@ -54,7 +54,7 @@ fn main() -> tandem::Result<()> {
     };
     let spec = ModelSpec {
         inputs: 100,
-        trunk: vec![64],
+        architecture: tandem::model::Architecture::Shared { trunk: vec![64] },
         activation: Activation::Relu,
         tasks: vec![task("task1"), task("task2")],
         ..Default::default()

@@ -27,7 +27,7 @@ fn spec() -> ModelSpec {
     };
     ModelSpec {
         inputs: 7,
-        trunk: vec![16],
+        architecture: tandem::model::Architecture::Shared { trunk: vec![16] },
         activation: Activation::Relu,
         tasks: vec![
             task("class", TaskKind::Multiclass, 3, 0.5),

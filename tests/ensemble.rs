@@ -21,6 +21,7 @@ fn member(name: &str, trunk: Vec<usize>, act: Activation, trainable: bool) -> Me
         trunk,
         activation: act,
         trainable,
+        weights: None,
     }
 }
 
@@ -52,7 +53,7 @@ fn pytorch_member_predicts_what_pytorch_recorded() {
     let spec = ModelSpec {
         inputs: 5,
         tasks: vec![task("y", TaskKind::Binary, 1)],
-        ensemble: Some(EnsembleSpec {
+        architecture: tandem::model::Architecture::Ensemble(EnsembleSpec {
             bagging: false,
             combine: Combine::Mean,
             members: vec![member("torch", vec![8, 6], Activation::Relu, false)],
@@ -111,7 +112,7 @@ fn ensemble_spec(combine: Combine) -> ModelSpec {
             task("v", TaskKind::Regression, 1),
             task("k", TaskKind::Multiclass, 3),
         ],
-        ensemble: Some(EnsembleSpec {
+        architecture: tandem::model::Architecture::Ensemble(EnsembleSpec {
             bagging: false,
             combine,
             members: vec![
@@ -238,7 +239,7 @@ fn members_output_probabilities_and_mean_is_soft_voting() {
     let mut single = Model::new(
         ModelSpec {
             inputs: 6,
-            trunk: vec![7],
+            architecture: tandem::model::Architecture::Shared { trunk: vec![7] },
             activation: Activation::Relu,
             tasks: ensemble_spec(Combine::Mean).tasks,
             ..Default::default()
@@ -345,7 +346,7 @@ fn ensemble_config(name: &str, edit: impl Fn(String) -> String) -> PathBuf {
 }
 
 fn load_err(path: &Path) -> String {
-    match Config::load(path).and_then(|c| Model::from_config(&c)) {
+    match Config::load(path).and_then(|c| Model::from_spec(&c.model, c.train.seed)) {
         Ok(_) => panic!("{} loaded", path.display()),
         Err(e) => e.to_string(),
     }
@@ -426,7 +427,9 @@ fn an_ensemble_without_members_is_an_error() {
 
 fn bagged_spec() -> ModelSpec {
     let mut spec = ensemble_spec(Combine::Concat);
-    spec.ensemble.as_mut().unwrap().bagging = true;
+    if let tandem::model::Architecture::Ensemble(e) = &mut spec.architecture {
+        e.bagging = true;
+    }
     spec
 }
 

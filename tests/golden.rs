@@ -38,8 +38,8 @@ fn run_case(name: &str, backend: BackendChoice) -> Model {
     let dir = case_dir(name);
     let mut cfg = Config::load(dir.join("config.toml")).unwrap();
     let split = load_split(&mut cfg).unwrap();
-    let mut model = Model::from_config(&cfg).unwrap();
-    model.load_init(dir.join("init.safetensors"), &cfg).unwrap();
+    let mut model = Model::from_spec(&cfg.model, cfg.train.seed).unwrap();
+    model.load_init(dir.join("init.safetensors")).unwrap();
     let b = tandem::open_backend(backend).unwrap();
     let desc = b.describe();
     let history = fit(&mut model, &split.train, None, &cfg.train, b, &mut |_| {}).unwrap();

@@ -302,7 +302,7 @@ fn npy_config_parses_with_defaults_and_resolved_paths() {
     let c = Config::parse(&text, Path::new("runs/a/config.toml")).unwrap();
     assert_eq!(c.dir, Path::new("runs/a"));
     assert_eq!(c.model.inputs, 4);
-    assert_eq!(c.model.trunk, vec![8]);
+    assert_eq!(c.model.trunk(), vec![8]);
     assert_eq!(c.model.activation, Activation::Relu);
     assert_eq!(c.model.tasks.len(), 2);
     assert_eq!(c.model.tasks[1].head, vec![4]);
@@ -326,7 +326,9 @@ fn npy_config_parses_with_defaults_and_resolved_paths() {
             TargetSource::Npy(PathBuf::from("runs/a/y_value.npy"))
         )
     );
-    assert!(c.members.is_empty() && c.ensemble.is_none() && c.experts.is_none());
+    assert!(
+        c.model.members().is_empty() && c.model.ensemble().is_none() && c.model.experts().is_none()
+    );
 }
 
 #[test]
@@ -443,16 +445,16 @@ features = "x.npy"
 y = "y_y.npy"
 "#;
     let c = Config::parse(text, Path::new("g/config.toml")).unwrap();
-    assert_eq!(c.members.len(), 2);
-    assert_eq!(c.members[1].name, "m2");
-    assert_eq!(c.members[1].activation, Activation::Tanh);
-    assert!(!c.members[1].trainable);
+    assert_eq!(c.model.members().len(), 2);
+    assert_eq!(c.model.members()[1].name, "m2");
+    assert_eq!(c.model.members()[1].activation, Activation::Tanh);
+    assert!(!c.model.members()[1].trainable);
     assert_eq!(
-        c.members[0].weights,
+        c.model.members()[0].weights,
         Some(PathBuf::from("g/m1.safetensors"))
     );
-    assert_eq!(c.ensemble.unwrap().combine, Combine::Stack);
-    assert!(c.model.trunk.is_empty());
+    assert_eq!(c.model.ensemble().unwrap().combine, Combine::Stack);
+    assert!(c.model.trunk().is_empty());
 }
 
 #[test]
@@ -498,7 +500,7 @@ click = "y_click.npy"
 time = "y_time.npy"
 "#;
     let c = Config::parse(text, Path::new("config.toml")).unwrap();
-    let e = c.experts.unwrap();
+    let e = c.model.experts().cloned().unwrap();
     assert_eq!((e.count, e.layers), (3, vec![8]));
     assert_eq!(c.train.weighting, Weighting::Uncertainty);
     assert_eq!(c.train.optimizer.style, AdamStyle::Torch);
@@ -541,9 +543,9 @@ time = "y_time.npy"
 #[test]
 fn ple_config_parses() {
     let c = Config::parse(PLE_CONFIG, Path::new("config.toml")).unwrap();
-    let p = c.model.ple.clone().unwrap();
+    let p = c.model.ple().cloned().unwrap();
     assert_eq!((p.shared, p.per_task, p.levels), (2, 1, vec![16, 8]));
-    assert!(c.experts.is_none() && c.model.experts.is_none());
+    assert!(c.model.experts().is_none() && c.model.experts().is_none());
     assert_eq!(c.train.weighting, Weighting::Dwa);
     assert!(!c.model.log_vars);
 }

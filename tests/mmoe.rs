@@ -32,7 +32,7 @@ fn mmoe_spec(log_vars: bool) -> ModelSpec {
             task("flags", TaskKind::Binary, 2, vec![], 0.7),
             task("value", TaskKind::Regression, 1, vec![4, 3], 0.3),
         ],
-        experts: Some(ExpertsSpec {
+        architecture: tandem::model::Architecture::Mmoe(ExpertsSpec {
             count: 4,
             layers: vec![6, 5],
         }),
@@ -65,8 +65,7 @@ fn adam_cfg(epochs: usize, batch: usize, weighting: Weighting, lr: f32) -> Train
 /// PLE with two levels (S = 2 shared, K = 1 per task), or CGC with one.
 fn ple_spec(levels: Vec<usize>) -> ModelSpec {
     ModelSpec {
-        experts: None,
-        ple: Some(PleSpec {
+        architecture: tandem::model::Architecture::Ple(PleSpec {
             shared: 2,
             per_task: 1,
             levels,
@@ -282,7 +281,7 @@ fn noisy_pair() -> (Dataset, ModelSpec) {
             task("clean", TaskKind::Regression, 1, vec![], 1.0),
             task("noisy", TaskKind::Regression, 1, vec![], 1.0),
         ],
-        experts: Some(ExpertsSpec {
+        architecture: tandem::model::Architecture::Mmoe(ExpertsSpec {
             count: 2,
             layers: vec![8],
         }),
@@ -394,8 +393,7 @@ fn gradnorm_without_its_parameters_is_a_clear_error() {
 /// Hard sharing: trunk [6, 5] under the three heads.
 fn shared_spec() -> ModelSpec {
     ModelSpec {
-        trunk: vec![6, 5],
-        experts: None,
+        architecture: tandem::model::Architecture::Shared { trunk: vec![6, 5] },
         ..mmoe_spec(false)
     }
 }

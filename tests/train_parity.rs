@@ -26,7 +26,9 @@ fn cpu_and_gpu_train_the_same_model() {
     }
     let spec = ModelSpec {
         inputs: 7,
-        trunk: vec![24, 16],
+        architecture: tandem::model::Architecture::Shared {
+            trunk: vec![24, 16],
+        },
         activation: Activation::Tanh,
         tasks: vec![
             task("kind", TaskKind::Multiclass, 3, vec![8], 1.0),
@@ -89,7 +91,7 @@ fn cpu_and_gpu_train_the_same_model() {
 fn sgd_with_momentum_trains_on_both_backends() {
     let spec = ModelSpec {
         inputs: 7,
-        trunk: vec![12],
+        architecture: tandem::model::Architecture::Shared { trunk: vec![12] },
         activation: Activation::Relu,
         tasks: vec![task("value", TaskKind::Regression, 1, vec![], 1.0)],
         ..Default::default()
@@ -146,7 +148,7 @@ fn fused_first_head_layers_train_the_same_on_both_backends() {
     // batched dense over the trunk's output (one wide product on the CPU).
     let spec = ModelSpec {
         inputs: 7,
-        trunk: vec![10],
+        architecture: tandem::model::Architecture::Shared { trunk: vec![10] },
         activation: Activation::Relu,
         tasks: vec![
             task("kind", TaskKind::Multiclass, 3, vec![6], 1.0),
