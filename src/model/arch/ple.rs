@@ -204,6 +204,110 @@ struct LevelPass {
     counts: (usize, usize, usize),
 }
 
+/// Level l's sizes and parameters over one pass: S, K, N, H and E = S + T·K.
+struct LevelShape<'a> {
+    pass: &'a Pass,
+    lv: &'a PleLevel,
+    s_n: usize,
+    k_n: usize,
+    n: usize,
+    h: usize,
+    e_n: usize,
+    /// S + K: the width of a task gate.
+    g_n: usize,
+}
+
+impl LevelShape<'_> {
+    /// `count` experts from expert `first`, all reading one input, into [E, N, H].
+    fn experts(&self, first: usize, count: usize, x: BufId, ex: LayerBufs) -> Dense {
+        let (slot, act) = (&self.lv.expert.slot, self.lv.expert.act);
+        Dense {
+            args: copies(slot, act, self.pass, first, count, first * self.n * self.h).args(),
+            x,
+            y: ex,
+        }
+    }
+
+    /// Task gates `j .. j + count`, all reading one input, into [T, N, S + K].
+    fn task_gates(&self, j: usize, count: usize, x: BufId, tz: LayerBufs) -> Dense {
+        let (gate, n, g_n) = (&self.lv.task_gate, self.n, self.g_n);
+        Dense {
+            args: copies(gate, Activation::Identity, self.pass, j, count, j * n * g_n).args(),
+            x,
+            y: tz,
+        }
+    }
+
+    /// Task j's gated sum over the shared experts (`shared_part`) or its own,
+    /// the own part adding to the shared part's sum in a_{l+1,j}.
+    fn task_sum(
+        &self,
+        j: usize,
+        shared_part: bool,
+        g: LayerBufs,
+        ex: LayerBufs,
+        out: LayerBufs,
+    ) -> GatedSum {
+        let (s_n, k_n, n, h, g_n) = (self.s_n, self.k_n, self.n, self.h, self.g_n);
+        let (experts, g_col, ex_off) = if shared_part {
+            (s_n, 0, 0)
+        } else {
+            (k_n, s_n, (s_n + j * k_n) * n * h)
+        };
+        GatedSum {
+            args: GateArgs {
+                rows: n as u32,
+                experts: experts as u32,
+                width: h as u32,
+                g_stride: g_n as u32,
+                g_off: (j * n * g_n + g_col) as u32,
+                ex_off: ex_off as u32,
+                out_off: 0,
+                accumulate: !shared_part as u32,
+            },
+            g,
+            ex,
+            out,
+        }
+    }
+
+    /// Below the last level: the shared gate over all E experts, its softmax
+    /// [N, E] and a_{l+1,s} = Σ_e g[e]·ex[e].
+    fn shared_mix(
+        &self,
+        gate: &DenseSlot,
+        x: BufId,
+        (sz, sg, out): (LayerBufs, LayerBufs, LayerBufs),
+        ex: LayerBufs,
+    ) -> (Dense, Softmax, GatedSum) {
+        let (n, h, e_n) = (self.n, self.h, self.e_n);
+        (
+            Dense {
+                args: copies(gate, Activation::Identity, self.pass, 0, 1, 0).args(),
+                x,
+                y: sz,
+            },
+            Softmax {
+                args: softmax_args(n, e_n),
+                z: sz,
+                g: sg,
+            },
+            GatedSum {
+                args: GateArgs {
+                    rows: n as u32,
+                    experts: e_n as u32,
+                    width: h as u32,
+                    g_stride: e_n as u32,
+                    ..Default::default()
+                },
+                g: sg,
+                ex,
+                out,
+            },
+        )
+    }
+}
+
 impl LevelPass {
     /// Allocates level `l`'s buffers (`ple.{l}.…`) over its inputs.
     #[allow(clippy::too_many_arguments)]
@@ -216,9 +320,18 @@ impl LevelPass {
         task_in: Vec<LayerBufs>,
         shared_in: LayerBufs,
     ) -> Result<LevelPass> {
-        let (s_n, k_n, t_n, n) = (net.shared, net.per_task, task_in.len(), pass.n);
-        let (e_n, g_n) = (s_n + t_n * k_n, s_n + k_n);
-        let (slot, act, h) = (&lv.expert.slot, lv.expert.act, lv.expert.slot.outputs);
+        let (s_n, k_n, t_n) = (net.shared, net.per_task, task_in.len());
+        let shape = LevelShape {
+            pass,
+            lv,
+            s_n,
+            k_n,
+            n: pass.n,
+            h: lv.expert.slot.outputs,
+            e_n: s_n + t_n * k_n,
+            g_n: s_n + k_n,
+        };
+        let (h, e_n, g_n) = (shape.h, shape.e_n, shape.g_n);
         let below_last = lv.shared_gate.is_some();
         let mut task_out = Vec::new();
         for j in 0..t_n {
@@ -230,100 +343,31 @@ impl LevelPass {
         let sz = pass.bufs_if(below_last, b, e_n, &format!("ple.{l}.shared gate logits"))?;
         let sg = pass.bufs_if(below_last, b, e_n, &format!("ple.{l}.shared gate"))?;
         let shared_out = pass.bufs_if(below_last, b, h, &format!("ple.{l}.shared"))?;
-        let gate = |j: usize, count: usize| {
-            copies(
-                &lv.task_gate,
-                Activation::Identity,
-                pass,
-                j,
-                count,
-                j * n * g_n,
-            )
-        };
+
+        // At l = 0 every expert and task gate reads x: one dispatch each.
         let (shared_experts, task_experts, task_gates) = if l == 0 {
-            let all = copies(slot, act, pass, 0, e_n, 0).args();
-            let d = |args, y| Dense {
-                args,
-                x: shared_in.y,
-                y,
-            };
-            (d(all, ex), Vec::new(), vec![d(gate(0, t_n).args(), tz)])
-        } else {
-            let own = |j: usize| {
-                let first = s_n + j * k_n;
-                Dense {
-                    args: copies(slot, act, pass, first, k_n, first * n * h).args(),
-                    x: task_in[j].y,
-                    y: ex,
-                }
-            };
-            let shared = copies(slot, act, pass, 0, s_n, 0).args();
+            let all = shape.experts(0, e_n, shared_in.y, ex);
             (
-                Dense {
-                    args: shared,
-                    x: shared_in.y,
-                    y: ex,
-                },
-                (0..t_n).map(own).collect(),
-                (0..t_n)
-                    .map(|j| Dense {
-                        args: gate(j, 1).args(),
-                        x: task_in[j].y,
-                        y: tz,
-                    })
-                    .collect(),
+                all,
+                Vec::new(),
+                vec![shape.task_gates(0, t_n, shared_in.y, tz)],
             )
-        };
-        let task_sum = |j: usize, shared_part: bool| GateArgs {
-            rows: n as u32,
-            experts: if shared_part { s_n } else { k_n } as u32,
-            width: h as u32,
-            g_stride: g_n as u32,
-            g_off: (j * n * g_n + if shared_part { 0 } else { s_n }) as u32,
-            ex_off: if shared_part {
-                0
-            } else {
-                (s_n + j * k_n) * n * h
-            } as u32,
-            out_off: 0,
-            // The own part adds to the shared part's sum.
-            accumulate: !shared_part as u32,
+        } else {
+            let own = |j: usize| shape.experts(s_n + j * k_n, k_n, task_in[j].y, ex);
+            let gate = |j: usize| shape.task_gates(j, 1, task_in[j].y, tz);
+            (
+                shape.experts(0, s_n, shared_in.y, ex),
+                (0..t_n).map(own).collect(),
+                (0..t_n).map(gate).collect(),
+            )
         };
         let sums = (0..t_n)
-            .map(|j| {
-                [true, false].map(|sp| GatedSum {
-                    args: task_sum(j, sp),
-                    g: tg,
-                    ex,
-                    out: task_out[j],
-                })
-            })
+            .map(|j| [true, false].map(|sp| shape.task_sum(j, sp, tg, ex, task_out[j])))
             .collect();
         let shared_mix = match (&lv.shared_gate, sz, sg, shared_out) {
-            (Some(sgate), Some(sz), Some(sg), Some(so)) => Some((
-                Dense {
-                    args: copies(sgate, Activation::Identity, pass, 0, 1, 0).args(),
-                    x: shared_in.y,
-                    y: sz,
-                },
-                Softmax {
-                    args: softmax_args(n, e_n),
-                    z: sz,
-                    g: sg,
-                },
-                GatedSum {
-                    args: GateArgs {
-                        rows: n as u32,
-                        experts: e_n as u32,
-                        width: h as u32,
-                        g_stride: e_n as u32,
-                        ..Default::default()
-                    },
-                    g: sg,
-                    ex,
-                    out: so,
-                },
-            )),
+            (Some(gate), Some(sz), Some(sg), Some(so)) => {
+                Some(shape.shared_mix(gate, shared_in.y, (sz, sg, so), ex))
+            }
             _ => None,
         };
         Ok(LevelPass {
@@ -334,7 +378,7 @@ impl LevelPass {
             task_experts,
             task_gates,
             softmax: Softmax {
-                args: softmax_args(t_n * n, g_n),
+                args: softmax_args(t_n * shape.n, g_n),
                 z: tz,
                 g: tg,
             },
