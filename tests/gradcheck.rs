@@ -6,7 +6,7 @@
 mod common;
 
 use common::random;
-use tandem::cpu::{activation, concat, dense, loss, multitask};
+use tandem::cpu::{dense, loss, multitask};
 use tandem::ops::*;
 
 const H: f32 = 1e-3;
@@ -71,61 +71,6 @@ fn dense_backward_matches_finite_differences() {
                 );
             }
         }
-    }
-}
-
-#[test]
-fn activation_backward_matches_finite_differences() {
-    for act in 0..4u32 {
-        let len = 65u32;
-        let x = random(act as u64, len as usize, -3.0, 3.0);
-        let r = random(act as u64 + 9, len as usize, -1.0, 1.0);
-        let a = ActivationArgs {
-            len,
-            act,
-            ..Default::default()
-        };
-        let mut y = vec![0.0; len as usize];
-        activation::forward(&a, &x, &mut y);
-        let mut dx = vec![0.0; len as usize];
-        activation::backward(&a, &r, &y, &mut dx);
-        for k in 0..len as usize {
-            let f = |v: f32| activation::activate(v, act) * r[k];
-            let fd = (f(x[k] + H) - f(x[k] - H)) / (2.0 * H);
-            assert_grad(&format!("activation {act} [{k}]"), fd, dx[k]);
-        }
-    }
-}
-
-#[test]
-fn split_is_the_backward_of_concat() {
-    // Objective Σ r ⊙ concat(a into wide at col0): d/da = split(r).
-    let (rows, width, wide, col0) = (5u32, 3u32, 8u32, 4u32);
-    let a = ColumnsArgs {
-        rows,
-        width,
-        wide,
-        col0,
-        ..Default::default()
-    };
-    let src = random(1, (rows * width) as usize, -1.0, 1.0);
-    let r = random(2, (rows * wide) as usize, -1.0, 1.0);
-    let objective = |s: &[f32]| {
-        let mut dst = vec![0.0; (rows * wide) as usize];
-        concat::concat_columns(&a, s, &mut dst);
-        dst.iter().zip(&r).map(|(d, r)| d * r).sum::<f32>()
-    };
-    let mut grad = vec![0.0; src.len()];
-    concat::split_columns(&a, &r, &mut grad);
-    for k in 0..src.len() {
-        let (mut p, mut m) = (src.clone(), src.clone());
-        p[k] += H;
-        m[k] -= H;
-        assert_grad(
-            &format!("concat [{k}]"),
-            (objective(&p) - objective(&m)) / (2.0 * H),
-            grad[k],
-        );
     }
 }
 

@@ -6,7 +6,7 @@
 use super::activation::{activate, activate_grad};
 use super::matmul::{matmul, Layout};
 use super::team::{pieces, ranges, Team};
-use crate::model::Activation;
+use crate::kernel::Activation;
 use crate::ops::DenseArgs;
 use rayon::prelude::*;
 

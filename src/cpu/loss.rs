@@ -2,8 +2,29 @@
 //!
 //! z [N, C], label [N, C] (multiclass: [N, 1] class index), NaN = missing;
 //! dz [N, C] = d(element loss)/dz; stats [N, 2] = (loss sum, valid count).
+//! These plain loops are also the reference the parity tests compare the GPU
+//! against (one function per loss suffices).
 
-use crate::ops::LossArgs;
+use crate::ops::{LossArgs, LossKind};
+
+/// The loss `kind` (the CPU twin of `Op::Loss`).
+pub fn compute(
+    kind: LossKind,
+    a: &LossArgs,
+    z: &[f32],
+    label: &[f32],
+    dz: &mut [f32],
+    stats: &mut [f32],
+) {
+    let loss = match kind {
+        LossKind::Bce => bce,
+        LossKind::SoftmaxCe => softmax_ce,
+        LossKind::Mse => mse,
+        LossKind::BceProb => bce_prob,
+        LossKind::CeProb => ce_prob,
+    };
+    loss(a, z, label, dz, stats)
+}
 
 /// The label row output row `r` is trained against (see `LossArgs::label_rows`
 /// and `label_members`).
