@@ -13,7 +13,8 @@
 // vec4 rows, so the inner loop is 2 vec4 loads and 4 vec4 FMAs per k.
 // Workgroups are numbered on a flattened 2-D grid (x ≤ 65535), so any
 // number of tiles can be dispatched. Every global read and write is guarded.
-// CPU twin: src/cpu/dense.rs. Parity: tests/parity.rs.
+// CPU twin: src/cpu/dense.rs (fast path), src/cpu/reference/dense.rs (plain
+// loops). Parity: tests/parity.rs.
 
 struct DenseArgs {
     n: u32,          // rows (batch)

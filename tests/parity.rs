@@ -1,10 +1,15 @@
-//! GPU-vs-CPU parity of every kernel, over awkward shapes, with sentinel-padded
-//! buffers that catch out-of-range writes. One line per case, tinygrad style.
+//! Parity of every kernel: the GPU and the fast CPU path, each against the
+//! plain CPU reference (`CpuBackend::reference()`), over awkward shapes, with
+//! sentinel-padded buffers that catch out-of-range writes. One line per case,
+//! tinygrad style. Without an adapter only the fast CPU path is compared.
 //! Run with `--show-output` to see the adapter and the table of worst errors.
 
 mod common;
+#[path = "parity/harness.rs"]
+mod harness;
 
-use common::{gpu, random, Harness};
+use common::{gpu, random};
+use harness::Harness;
 use tandem::kernel::{Kernel, KERNELS};
 use tandem::ops::*;
 
@@ -76,10 +81,12 @@ fn every_kernel_has_a_parity_case() {
 
 #[test]
 fn parity_all_kernels() {
-    let Some(gpu) = gpu() else { return };
-    let mut gpu = gpu.lock().unwrap();
+    let mut gpu = gpu().map(|g| g.lock().unwrap());
+    if gpu.is_none() {
+        println!("no GPU: comparing the fast CPU path with the reference only");
+    }
     for (kernel, case) in CASES {
-        let mut h = Harness::new(&mut gpu);
+        let mut h = Harness::new(gpu.as_deref_mut());
         let summary = case(&mut h);
         println!("parity {:<24} ok  {summary}", kernel.entry());
     }
@@ -156,7 +163,7 @@ fn dense_forward(h: &mut Harness) -> String {
     let mut cases = 0;
     for &(n, i, o) in DENSE_SHAPES {
         for act in 0..4 {
-            h.gpu_reset();
+            h.reset();
             let d = dense_setup(h, n, i, o, act, 1, false);
             let y = h.output("y", 2, (n * o) as usize);
             let op = Op::DenseForward {
@@ -175,7 +182,7 @@ fn dense_forward(h: &mut Harness) -> String {
         }
     }
     // Three members in one dispatch, reading one shared input.
-    h.gpu_reset();
+    h.reset();
     let d = dense_setup(h, 33, 9, 70, 2, 3, true);
     let y = h.output("y", 2, 3 * 33 * 70);
     let op = Op::DenseForward {
@@ -187,7 +194,7 @@ fn dense_forward(h: &mut Harness) -> String {
     worst = worst.max(h.check("dense_forward batched", &[op], DENSE_TOL.0, DENSE_TOL.1));
     // Items sharing their input in the grouped layout (one wide product on the CPU).
     for &(n, i, o, act, b) in SHARED_CASES {
-        h.gpu_reset();
+        h.reset();
         let d = dense_setup(h, n, i, o, act, b, true);
         let y = h.output("y", 2, (b * n * o) as usize);
         let op = Op::DenseForward {
@@ -204,7 +211,7 @@ fn dense_forward(h: &mut Harness) -> String {
         ));
     }
     // More than 65,535 tiles: the grid folds into a second dimension.
-    h.gpu_reset();
+    h.reset();
     let n = 65_536 * 64 + 3;
     let d = dense_setup(h, n, 1, 1, 1, 1, false);
     let y = h.output("y", 2, n as usize);
@@ -230,7 +237,7 @@ fn dense_backward_input(h: &mut Harness) -> String {
     let mut worst = 0.0f32;
     for &(n, i, o) in DENSE_SHAPES {
         for (act, acc) in [(0, 0), (1, 1), (2, 0), (3, 1)] {
-            h.gpu_reset();
+            h.reset();
             let mut d = dense_setup(h, n, i, o, act, 1, false);
             d.args.accumulate = acc;
             let s = seed(&[n, i, o, 9]);
@@ -256,7 +263,7 @@ fn dense_backward_input(h: &mut Harness) -> String {
     // Items sharing their input sum into one dx, in both layouts.
     for &(n, i, o, act, b) in SHARED_CASES {
         for (layout, acc) in [("interleaved", 0), ("grouped", 1)] {
-            h.gpu_reset();
+            h.reset();
             let d = dense_setup(h, n, i, o, act, b, true);
             let mut args = if layout == "grouped" {
                 grouped(d.args)
@@ -293,7 +300,7 @@ fn dense_backward_weight(h: &mut Harness) -> String {
     let mut worst = 0.0f32;
     for &(n, i, o) in DENSE_SHAPES {
         for (act, acc) in [(0, 0), (1, 1), (2, 0), (3, 1)] {
-            h.gpu_reset();
+            h.reset();
             let mut d = dense_setup(h, n, i, o, act, 1, false);
             d.args.accumulate = acc;
             let s = seed(&[n, i, o, 11]);
@@ -316,7 +323,7 @@ fn dense_backward_weight(h: &mut Harness) -> String {
         }
     }
     // Two members with their own inputs in one dispatch.
-    h.gpu_reset();
+    h.reset();
     let d = dense_setup(h, 19, 6, 66, 1, 2, false);
     let y = h.buffer("y", 2, &random(5, 2 * 19 * 66, 0.01, 0.99));
     let dy = h.buffer("dy", 4, &random(6, 2 * 19 * 66, -1.0, 1.0));
@@ -337,7 +344,7 @@ fn dense_backward_weight(h: &mut Harness) -> String {
     // Items sharing their input in the grouped layout (one wide product on the CPU).
     for &(n, i, o, act, b) in SHARED_CASES {
         for acc in [0, 1] {
-            h.gpu_reset();
+            h.reset();
             let d = dense_setup(h, n, i, o, act, b, true);
             let mut args = grouped(d.args);
             args.accumulate = acc;
@@ -399,7 +406,7 @@ fn loss_case(h: &mut Harness, kind: LossKind) -> f32 {
             (3, 3, false),
             (5, 3, true),
         ] {
-            h.gpu_reset();
+            h.reset();
             let s = seed(&[rows, outputs, every as u32]);
             let n = (members * rows * outputs) as usize;
             let probabilities = matches!(kind, LossKind::BceProb | LossKind::CeProb);
@@ -491,7 +498,7 @@ fn loss_mse(h: &mut Harness) -> String {
 fn multitask_loss_reduce(h: &mut Harness) -> String {
     let mut worst = 0.0f32;
     for &(tasks, rows) in &[(1u32, 1u32), (3, 5), (2, 257), (4, 1000)] {
-        h.gpu_reset();
+        h.reset();
         let mut stats = random(seed(&[tasks, rows]), (2 * tasks * rows) as usize, 0.0, 3.0);
         for r in 0..(tasks * rows) as usize {
             stats[2 * r + 1] = if r % 3 == 0 { 0.0 } else { (r % 2 + 1) as f32 };
@@ -543,7 +550,7 @@ fn loss_grad_scale(h: &mut Harness) -> String {
     // folds into a second dimension.
     let folded = 65_535 * 256 + 300;
     for &len in LENGTHS.iter().chain([&folded]) {
-        h.gpu_reset();
+        h.reset();
         let out = h.buffer("out", 0, &[0.3, 0.7, 1.5, 2.0 / 3.0, 0.0]);
         let dz = h.buffer("dz", 3, &random(seed(&[len]), len as usize, -1.0, 1.0));
         let args = ScaleArgs {
@@ -566,7 +573,7 @@ fn adam_update(h: &mut Harness) -> String {
     let mut worst = 0.0f32;
     for &len in LENGTHS {
         for style in [0u32, 1] {
-            h.gpu_reset();
+            h.reset();
             let total = len as usize + 10;
             let grads = h.buffer("grads", 0, &random(seed(&[len, 1]), total, -1.0, 1.0));
             let counters = h.buffer_u32("counters", &[0, 6]);
@@ -618,7 +625,7 @@ fn adam_update(h: &mut Harness) -> String {
 
 fn sgd_update(h: &mut Harness) -> String {
     for &len in LENGTHS {
-        h.gpu_reset();
+        h.reset();
         let total = len as usize + 10;
         let grads = h.buffer("grads", 0, &random(seed(&[len, 1]), total, -1.0, 1.0));
         let params = h.buffer("params", 0, &random(seed(&[len, 2]), total, -1.0, 1.0));
@@ -647,7 +654,7 @@ fn sgd_update(h: &mut Harness) -> String {
 fn batch_gather(h: &mut Harness) -> String {
     for &(rows, width, batch) in &[(1u32, 1u32, 1u32), (10, 3, 4), (300, 65, 32), (70, 2, 257)] {
         for pad in [0.0f32, f32::NAN] {
-            h.gpu_reset();
+            h.reset();
             let src = h.buffer(
                 "src",
                 0,
@@ -687,7 +694,7 @@ fn batch_gather(h: &mut Harness) -> String {
 }
 
 fn step_advance(h: &mut Harness) -> String {
-    h.gpu_reset();
+    h.reset();
     let counters = h.buffer_u32("counters", &[3, 99]);
     h.check(
         "step_advance",
@@ -719,7 +726,7 @@ const ENSEMBLE_SHAPES: &[(u32, u32, u32)] = &[(1, 1, 1), (3, 5, 7), (2, 65, 1), 
 
 fn ensemble_case(h: &mut Harness, kernel: Kernel) {
     for &(m, n, c) in ENSEMBLE_SHAPES {
-        h.gpu_reset();
+        h.reset();
         let (src_len, dst_len) = match kernel {
             Kernel::EnsembleMeanForward => (m * n * c, n * c),
             Kernel::EnsembleMeanBackward => (n * c, m * n * c),
@@ -798,7 +805,7 @@ fn gate_args(rows: u32, experts: u32, width: u32, g_stride: u32, accumulate: u32
 fn gate_softmax(h: &mut Harness) -> String {
     let mut worst = 0.0f32;
     for &(r, e, _, gs) in GATE_SHAPES {
-        h.gpu_reset();
+        h.reset();
         let s = seed(&[r, e, gs, 1]);
         // Large logits: the max subtraction must keep exp finite.
         let x = h.buffer("x", 3, &random(s, (r * gs) as usize, -40.0, 40.0));
@@ -819,7 +826,7 @@ fn gate_softmax_backward(h: &mut Harness) -> String {
     let mut worst = 0.0f32;
     for &(r, e, _, gs) in GATE_SHAPES {
         for acc in [0u32, 1] {
-            h.gpu_reset();
+            h.reset();
             let s = seed(&[r, e, gs, 2, acc]);
             let dy = h.buffer("dy", 3, &random(s, (r * gs) as usize, -1.0, 1.0));
             let y = h.buffer("y", 3, &random(s + 1, (r * gs) as usize, 0.0, 1.0));
@@ -840,7 +847,7 @@ fn gated_sum_forward(h: &mut Harness) -> String {
     let mut worst = 0.0f32;
     for &(n, e, w, gs) in GATE_SHAPES {
         for acc in [0u32, 1] {
-            h.gpu_reset();
+            h.reset();
             let s = seed(&[n, e, w, gs, 3, acc]);
             let g = h.buffer("g", 3, &random(s, (n * gs) as usize, 0.0, 1.0));
             let ex = h.buffer("ex", 5, &random(s + 1, (e * n * w) as usize, -2.0, 2.0));
@@ -861,7 +868,7 @@ fn gated_sum_backward_experts(h: &mut Harness) -> String {
     let mut worst = 0.0f32;
     for &(n, e, w, gs) in GATE_SHAPES {
         for acc in [0u32, 1] {
-            h.gpu_reset();
+            h.reset();
             let s = seed(&[n, e, w, gs, 4, acc]);
             let g = h.buffer("g", 3, &random(s, (n * gs) as usize, 0.0, 1.0));
             let dout = h.buffer("dout", 2, &random(s + 1, (n * w) as usize, -1.0, 1.0));
@@ -882,7 +889,7 @@ fn gated_sum_backward_gate(h: &mut Harness) -> String {
     let mut worst = 0.0f32;
     for &(n, e, w, gs) in GATE_SHAPES {
         for acc in [0u32, 1] {
-            h.gpu_reset();
+            h.reset();
             let s = seed(&[n, e, w, gs, 5, acc]);
             let dout = h.buffer("dout", 2, &random(s, (n * w) as usize, -1.0, 1.0));
             let ex = h.buffer("ex", 5, &random(s + 1, (e * n * w) as usize, -2.0, 2.0));
@@ -902,7 +909,7 @@ fn gated_sum_backward_gate(h: &mut Harness) -> String {
 fn uncertainty_weights(h: &mut Harness) -> String {
     let mut worst = 0.0f32;
     for &tasks in &[1u32, 3, 65, 257] {
-        h.gpu_reset();
+        h.reset();
         let params = h.buffer(
             "params",
             0,
@@ -933,7 +940,7 @@ fn uncertainty_finish(h: &mut Harness) -> String {
     let mut worst = 0.0f32;
     // The last case's slot is past the log: the log must stay untouched.
     for &(tasks, slot) in &[(1u32, 0u32), (3, 2), (65, 3), (257, 4)] {
-        h.gpu_reset();
+        h.reset();
         let s = seed(&[tasks, slot, 7]);
         let params = h.buffer("params", 0, &random(s, (tasks + 9) as usize, -3.0, 3.0));
         let counters = h.buffer_u32("counters", &[slot, 11]);
@@ -970,7 +977,7 @@ fn uncertainty_finish(h: &mut Harness) -> String {
 fn gradnorm_sumsq(h: &mut Harness) -> String {
     let mut worst = 0.0f32;
     for &(tasks, len) in &[(1u32, 1u32), (3, 65), (2, 257), (4, 1000)] {
-        h.gpu_reset();
+        h.reset();
         let split = h.buffer(
             "split",
             0,
@@ -996,7 +1003,7 @@ fn gradnorm_sumsq(h: &mut Harness) -> String {
 fn gradnorm_weights(h: &mut Harness) -> String {
     let mut worst = 0.0f32;
     for &tasks in &[1u32, 3, 65] {
-        h.gpu_reset();
+        h.reset();
         let params = h.buffer(
             "params",
             0,
@@ -1027,7 +1034,7 @@ fn gradnorm_update(h: &mut Harness) -> String {
     let mut worst = 0.0f32;
     // The last case has no initial losses yet: zero gradients.
     for &(tasks, active) in &[(1u32, true), (2, true), (5, true), (3, false)] {
-        h.gpu_reset();
+        h.reset();
         let s = seed(&[tasks, active as u32, 10]);
         let lambda = h.buffer("lambda", 0, &random(s, tasks as usize, 0.2, 2.0));
         let norms = h.buffer("norms", 0, &random(s + 1, tasks as usize, 0.01, 4.0));

@@ -1,5 +1,7 @@
-//! The CPU backend: the readable reference of every kernel (same stems as
-//! `shaders/`) and the fallback where no GPU adapter exists.
+//! The CPU backend: a CPU twin of every kernel (same stems as `shaders/`) and
+//! the fallback where no GPU adapter exists. Dense layers and Adam have a fast
+//! path here and a plain reference in `reference/`; every other twin is a plain
+//! loop and is its own reference.
 
 pub mod activation;
 pub mod dense;
@@ -10,13 +12,24 @@ pub mod loss;
 pub mod matmul;
 pub mod multitask;
 pub mod optimizer;
+pub mod reference;
 pub mod team;
 pub mod weighting;
 
 use crate::backend::{Backend, Counters, ProgramId};
 use crate::kernel::Access;
-use crate::ops::{BufId, Op};
+use crate::ops::{AdamArgs, BufId, DenseArgs, Op};
 use crate::{Error, Result};
+
+/// Which twin runs the kernels that have two (dense layers, Adam).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum CpuPath {
+    /// GEMM crate, thread team, SIMD: what training uses.
+    #[default]
+    Fast,
+    /// The plain loops of `cpu::reference`, which the parity tests compare against.
+    Reference,
+}
 
 /// Buffers in host memory; ops run as soon as they are asked for.
 #[derive(Default)]
@@ -24,12 +37,21 @@ pub struct CpuBackend {
     bufs: Vec<Vec<f32>>,
     programs: Vec<Vec<Op>>,
     counters: Counters,
+    path: CpuPath,
 }
 
 impl CpuBackend {
-    /// A new, empty CPU backend.
+    /// A new, empty CPU backend on the fast path.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A new, empty CPU backend that runs the plain references.
+    pub fn reference() -> Self {
+        CpuBackend {
+            path: CpuPath::Reference,
+            ..Self::default()
+        }
     }
 
     /// Direct access to a buffer (tests and debugging).
@@ -65,7 +87,7 @@ fn three(out: &mut [Vec<f32>]) -> (&mut [f32], &mut [f32], &mut [f32]) {
 /// Runs one op on host buffers: the CPU twin of one GPU dispatch. The op's
 /// read_write buffers are taken out of the table while it runs, so that they
 /// can be written while the others are read.
-pub fn run_op(bufs: &mut [Vec<f32>], op: &Op) {
+pub fn run_op(bufs: &mut [Vec<f32>], op: &Op, path: CpuPath) {
     let ids = op.buffers();
     for (k, a) in ids.iter().enumerate() {
         for b in &ids[k + 1..] {
@@ -80,29 +102,62 @@ pub fn run_op(bufs: &mut [Vec<f32>], op: &Op) {
         .iter()
         .map(|&id| std::mem::take(&mut bufs[id.0]))
         .collect();
-    execute(bufs, &mut out, op);
+    let twins = match path {
+        CpuPath::Fast => &FAST,
+        CpuPath::Reference => &REFERENCE,
+    };
+    execute(bufs, &mut out, op, twins);
     for (id, data) in outputs.into_iter().zip(out) {
         bufs[id.0] = data;
     }
 }
 
+/// (args, x, params, y).
+type DenseForwardFn = fn(&DenseArgs, &[f32], &[f32], &mut [f32]);
+/// (args, dy, y, params or x, dx or grads).
+type DenseBackwardFn = fn(&DenseArgs, &[f32], &[f32], &[f32], &mut [f32]);
+/// (args, grads, counters, params, m, v).
+type AdamFn = fn(&AdamArgs, &[f32], &[u32], &mut [f32], &mut [f32], &mut [f32]);
+
+/// The CPU twins that differ between the fast path and the reference.
+struct Twins {
+    dense_forward: DenseForwardFn,
+    dense_backward_input: DenseBackwardFn,
+    dense_backward_weight: DenseBackwardFn,
+    adam_update: AdamFn,
+}
+
+const FAST: Twins = Twins {
+    dense_forward: dense::forward,
+    dense_backward_input: dense::backward_input,
+    dense_backward_weight: dense::backward_weight,
+    adam_update: optimizer::adam_update,
+};
+
+const REFERENCE: Twins = Twins {
+    dense_forward: reference::dense::forward,
+    dense_backward_input: reference::dense::backward_input,
+    dense_backward_weight: reference::dense::backward_weight,
+    adam_update: reference::optimizer::adam_update,
+};
+
 /// Runs `op`, reading its inputs from `b` and writing `out` (its read_write
 /// buffers, in binding order). One arm per `Op` variant: a kernel without a
 /// CPU twin does not compile.
-fn execute(b: &[Vec<f32>], out: &mut [Vec<f32>], op: &Op) {
+fn execute(b: &[Vec<f32>], out: &mut [Vec<f32>], op: &Op, t: &Twins) {
     match op {
         Op::DenseForward {
             args, x, params, ..
-        } => dense::forward(args, &b[x.0], &b[params.0], &mut out[0]),
+        } => (t.dense_forward)(args, &b[x.0], &b[params.0], &mut out[0]),
         Op::DenseBackwardInput {
             args,
             dy,
             y,
             params,
             ..
-        } => dense::backward_input(args, &b[dy.0], &b[y.0], &b[params.0], &mut out[0]),
+        } => (t.dense_backward_input)(args, &b[dy.0], &b[y.0], &b[params.0], &mut out[0]),
         Op::DenseBackwardWeight { args, dy, y, x, .. } => {
-            dense::backward_weight(args, &b[dy.0], &b[y.0], &b[x.0], &mut out[0])
+            (t.dense_backward_weight)(args, &b[dy.0], &b[y.0], &b[x.0], &mut out[0])
         }
         Op::Loss {
             kind,
@@ -145,7 +200,7 @@ fn execute(b: &[Vec<f32>], out: &mut [Vec<f32>], op: &Op) {
             ..
         } => {
             let (p, m, v) = three(out);
-            optimizer::adam_update(args, &b[grads.0], u32s(&b[counters.0]), p, m, v)
+            (t.adam_update)(args, &b[grads.0], u32s(&b[counters.0]), p, m, v)
         }
         Op::SgdUpdate { args, grads, .. } => {
             let (p, u) = two(out);
@@ -249,7 +304,7 @@ impl Backend for CpuBackend {
         let ops = std::mem::take(&mut self.programs[program.0]);
         for _ in 0..repeats {
             for op in &ops {
-                run_op(&mut self.bufs, op);
+                run_op(&mut self.bufs, op, self.path);
             }
         }
         self.counters.dispatches += ops.len() as u64 * repeats as u64;
