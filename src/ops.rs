@@ -210,15 +210,6 @@ pub enum LossKind {
 }
 
 impl LossKind {
-    /// Every loss.
-    pub const ALL: [LossKind; 5] = [
-        LossKind::Bce,
-        LossKind::SoftmaxCe,
-        LossKind::Mse,
-        LossKind::BceProb,
-        LossKind::CeProb,
-    ];
-
     /// The kernel computing this loss.
     pub fn kernel(self) -> Kernel {
         match self {

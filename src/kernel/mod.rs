@@ -5,9 +5,13 @@
 //! its CPU twin (`cpu::dense::forward`).
 //!
 //! Adding a kernel = one WGSL entry point, one `Kernel` variant with its row in
-//! `KERNELS`, one `Op` variant (src/ops.rs) and its CPU function (src/cpu/),
-//! one parity case (tests/parity.rs). tests/shaders.rs checks every row
-//! against the WGSL by reflection and finds entry points without a row.
+//! `KERNELS`, one `Op` variant (src/ops.rs), one CPU function (src/cpu/: a
+//! plain loop, which is its own reference, or a fast path plus its plain
+//! reference in src/cpu/reference/), one parity case (tests/parity.rs). The
+//! tests catch each omission: tests/shaders.rs checks every row against the
+//! WGSL by reflection and finds entry points without a row, `cpu::execute`
+//! does not compile without an arm for the op, and tests/parity.rs fails for
+//! a kernel without a case.
 
 mod activation;
 pub mod args;
@@ -164,7 +168,10 @@ pub const SHADER_FILES: &[(&str, &str)] = &[
 impl Kernel {
     /// This kernel's row of `KERNELS`.
     pub fn info(self) -> &'static KernelInfo {
-        &KERNELS[self as usize]
+        match KERNELS.get(self as usize) {
+            Some(row) => row,
+            None => panic!("{self:?} has no row in kernel::KERNELS"),
+        }
     }
 
     /// The WGSL entry point.
