@@ -13,13 +13,14 @@
 // vec4 rows, so the inner loop is 2 vec4 loads and 4 vec4 FMAs per k.
 // Workgroups are numbered on a flattened 2-D grid (x ≤ 65535), so any
 // number of tiles can be dispatched. Every global read and write is guarded.
-// CPU twin: src/cpu/dense.rs. Parity: tests/parity.rs.
+// CPU twin: src/cpu/dense.rs (fast path), src/cpu/reference/dense.rs (plain
+// loops). Parity: tests/parity.rs.
 
 struct DenseArgs {
     n: u32,          // rows (batch)
     i: u32,          // input features
     o: u32,          // output features
-    act: u32,        // 0 identity, 1 relu, 2 tanh, 3 sigmoid
+    act: u32,        // ACT_* below
     x_off: u32,      // offsets in elements into each bound buffer
     w_off: u32,
     b_off: u32,
@@ -43,22 +44,29 @@ const Q: u32 = 16u;      // TILE / 4: vec4 columns per tile row
 var<workgroup> tile_a: array<vec4<f32>, 256>;
 var<workgroup> tile_b: array<vec4<f32>, 256>;
 
+// Activation codes: `Activation::code()` in src/kernel/activation.rs
+// (tests/shaders.rs checks that they agree).
+const ACT_IDENTITY: u32 = 0u;
+const ACT_RELU: u32 = 1u;
+const ACT_TANH: u32 = 2u;
+const ACT_SIGMOID: u32 = 3u;
+
 fn activate(z: f32, act: u32) -> f32 {
     switch act {
-        case 1u: { return max(z, 0.0); }
-        case 2u: { return tanh(z); }
-        case 3u: { return 1.0 / (1.0 + exp(-z)); }
-        default: { return z; }
+        case ACT_RELU: { return max(z, 0.0); }
+        case ACT_TANH: { return tanh(z); }
+        case ACT_SIGMOID: { return 1.0 / (1.0 + exp(-z)); }
+        default: { return z; } // ACT_IDENTITY
     }
 }
 
 // act'(z) written in terms of the output y = act(z).
 fn activate_grad(y: f32, act: u32) -> f32 {
     switch act {
-        case 1u: { return select(0.0, 1.0, y > 0.0); }
-        case 2u: { return 1.0 - y * y; }
-        case 3u: { return y * (1.0 - y); }
-        default: { return 1.0; }
+        case ACT_RELU: { return select(0.0, 1.0, y > 0.0); }
+        case ACT_TANH: { return 1.0 - y * y; }
+        case ACT_SIGMOID: { return y * (1.0 - y); }
+        default: { return 1.0; } // ACT_IDENTITY
     }
 }
 

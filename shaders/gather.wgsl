@@ -41,11 +41,21 @@ fn batch_gather(@builtin(workgroup_id) wid: vec3<u32>,
     ga_dst[ga.dst_off + i] = v;
 }
 
-@group(0) @binding(0) var<uniform> st: GatherArgs;
+// step_advance reads no arguments, but the host binds a uniform block at
+// binding 0 of every kernel; `_ = st` keeps it in the entry point's interface.
+struct StepArgs {
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
+    _pad3: u32,
+}
+
+@group(0) @binding(0) var<uniform> st: StepArgs;
 @group(0) @binding(1) var<storage, read_write> st_counters: array<u32>;
 
 @compute @workgroup_size(1)
 fn step_advance() {
+    _ = st;
     st_counters[0] += 1u;
     st_counters[1] += 1u;
 }

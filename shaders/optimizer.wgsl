@@ -5,7 +5,8 @@
 //                                 α = lr·√(1−β2ᵗ)/(1−β1ᵗ);  p ← p − α·m/(√v + ε)
 //              style 1 (PyTorch): p ← p − (lr/(1−β1ᵗ))·m / (√v/√(1−β2ᵗ) + ε)
 // sgd_update (Keras form):        u ← μ·u − lr·g;  p ← p + u
-// CPU twin: src/cpu/optimizer.rs.
+// CPU twin: src/cpu/optimizer.rs (Adam: SIMD across threads; reference:
+// src/cpu/reference/optimizer.rs).
 
 struct AdamArgs {
     len: u32,

@@ -4,11 +4,11 @@
 //! interprets it, the GPU backend turns it into pipelines and bind groups once
 //! and replays them every step.
 //!
-//! The argument structs are `#[repr(C)]` mirrors of the WGSL uniform structs
-//! of the same name (all fields 4 bytes, sizes a multiple of 16).
+//! The argument structs (`DenseArgs`, `LossArgs`, …) live with the kernel
+//! table in `kernel::args` and are re-exported here.
 
+pub use crate::kernel::args::*;
 use crate::kernel::Kernel;
-use bytemuck::{Pod, Zeroable};
 
 /// A buffer owned by a backend: an index into its buffer table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -22,177 +22,6 @@ pub const DENSE_TILE: u32 = 64;
 pub const PAD_INDEX: u32 = u32::MAX;
 /// Bits of the NaN that marks a missing label.
 pub const MISSING_BITS: u32 = 0x7fc0_0000;
-
-/// `DenseArgs` in shaders/dense.wgsl. Offsets and strides are in elements.
-#[repr(C)]
-#[derive(Debug, Clone, Copy, Default, Pod, Zeroable)]
-pub struct DenseArgs {
-    pub n: u32,
-    pub i: u32,
-    pub o: u32,
-    pub act: u32,
-    pub x_off: u32,
-    pub w_off: u32,
-    pub b_off: u32,
-    pub y_off: u32,
-    pub dy_off: u32,
-    pub dx_off: u32,
-    pub batches: u32,
-    pub x_bstride: u32,
-    pub w_bstride: u32,
-    pub b_bstride: u32,
-    pub y_bstride: u32,
-    pub accumulate: u32,
-}
-
-/// `ActivationArgs` in shaders/activation.wgsl.
-#[repr(C)]
-#[derive(Debug, Clone, Copy, Default, Pod, Zeroable)]
-pub struct ActivationArgs {
-    pub len: u32,
-    pub act: u32,
-    pub x_off: u32,
-    pub y_off: u32,
-    pub dx_off: u32,
-    pub accumulate: u32,
-    pub _pad: [u32; 2],
-}
-
-/// `ColumnsArgs` in shaders/concat.wgsl.
-#[repr(C)]
-#[derive(Debug, Clone, Copy, Default, Pod, Zeroable)]
-pub struct ColumnsArgs {
-    pub rows: u32,
-    pub width: u32,
-    pub wide: u32,
-    pub col0: u32,
-    pub src_off: u32,
-    pub dst_off: u32,
-    pub accumulate: u32,
-    pub _pad: u32,
-}
-
-/// `LossArgs` in shaders/loss.wgsl.
-#[repr(C)]
-#[derive(Debug, Clone, Copy, Default, Pod, Zeroable)]
-pub struct LossArgs {
-    pub rows: u32,
-    pub outputs: u32,
-    pub z_off: u32,
-    pub label_off: u32,
-    pub dz_off: u32,
-    pub stats_off: u32,
-    /// 0: row r reads label row r; else label row r % label_rows (members
-    /// stacked [M·N, C] all trained against one label per row).
-    pub label_rows: u32,
-    /// 0: as above; M: labels are per member, [N, M, ·], and stacked row
-    /// r = m·N + n reads label row n·M + m (bagging).
-    pub label_members: u32,
-}
-
-/// `EnsembleArgs` in shaders/ensemble.wgsl.
-#[repr(C)]
-#[derive(Debug, Clone, Copy, Default, Pod, Zeroable)]
-pub struct EnsembleArgs {
-    pub members: u32,
-    pub rows: u32,
-    pub width: u32,
-    pub src_off: u32,
-    pub dst_off: u32,
-    pub _pad: [u32; 3],
-}
-
-/// `ReduceArgs` in shaders/multitask.wgsl.
-#[repr(C)]
-#[derive(Debug, Clone, Copy, Default, Pod, Zeroable)]
-pub struct ReduceArgs {
-    pub tasks: u32,
-    pub rows: u32,
-    pub log_slots: u32,
-    pub _pad: u32,
-}
-
-/// `ScaleArgs` in shaders/multitask.wgsl.
-#[repr(C)]
-#[derive(Debug, Clone, Copy, Default, Pod, Zeroable)]
-pub struct ScaleArgs {
-    pub len: u32,
-    pub scale_index: u32,
-    pub dz_off: u32,
-    pub _pad: u32,
-}
-
-/// `AdamArgs` in shaders/optimizer.wgsl. `style`: 0 Keras, 1 PyTorch.
-#[repr(C)]
-#[derive(Debug, Clone, Copy, Default, Pod, Zeroable)]
-pub struct AdamArgs {
-    pub len: u32,
-    pub p_off: u32,
-    pub style: u32,
-    pub _pad: u32,
-    pub lr: f32,
-    pub beta1: f32,
-    pub beta2: f32,
-    pub eps: f32,
-}
-
-/// `SgdArgs` in shaders/optimizer.wgsl.
-#[repr(C)]
-#[derive(Debug, Clone, Copy, Default, Pod, Zeroable)]
-pub struct SgdArgs {
-    pub len: u32,
-    pub p_off: u32,
-    pub lr: f32,
-    pub momentum: f32,
-}
-
-/// `GatherArgs` in shaders/gather.wgsl.
-#[repr(C)]
-#[derive(Debug, Clone, Copy, Default, Pod, Zeroable)]
-pub struct GatherArgs {
-    pub batch: u32,
-    pub width: u32,
-    pub src_rows: u32,
-    pub pad_bits: u32,
-    pub idx_len: u32,
-    pub dst_off: u32,
-    pub _pad: [u32; 2],
-}
-
-/// `GateArgs` in shaders/gate.wgsl: g [R, G] at g_off (row stride G = g_stride),
-/// ex [E, N, H] at ex_off, out [N, H] at out_off.
-#[repr(C)]
-#[derive(Debug, Clone, Copy, Default, Pod, Zeroable)]
-pub struct GateArgs {
-    pub rows: u32,
-    pub experts: u32,
-    pub width: u32,
-    pub g_stride: u32,
-    pub g_off: u32,
-    pub ex_off: u32,
-    pub out_off: u32,
-    pub accumulate: u32,
-}
-
-/// `WeightingArgs` in shaders/weighting.wgsl: s_j at params[s_off + j].
-#[repr(C)]
-#[derive(Debug, Clone, Copy, Default, Pod, Zeroable)]
-pub struct WeightingArgs {
-    pub tasks: u32,
-    pub s_off: u32,
-    pub log_slots: u32,
-    pub _pad: u32,
-}
-
-/// `GradnormArgs` in shaders/weighting.wgsl: p_j at params[p_off + j].
-#[repr(C)]
-#[derive(Debug, Clone, Copy, Default, Pod, Zeroable)]
-pub struct GradnormArgs {
-    pub tasks: u32,
-    pub len: u32,
-    pub p_off: u32,
-    pub alpha: f32,
-}
 
 /// One kernel invocation. Buffer fields are listed in binding order.
 #[derive(Debug, Clone)]
@@ -221,58 +50,11 @@ pub enum Op {
         x: BufId,
         grads: BufId,
     },
-    ActivationForward {
-        args: ActivationArgs,
-        x: BufId,
-        y: BufId,
-    },
-    ActivationBackward {
-        args: ActivationArgs,
-        dy: BufId,
-        y: BufId,
-        dx: BufId,
-    },
-    ConcatColumns {
-        args: ColumnsArgs,
-        src: BufId,
-        dst: BufId,
-    },
-    SplitColumns {
-        args: ColumnsArgs,
-        src: BufId,
-        dst: BufId,
-    },
-    LossBce {
-        args: LossArgs,
-        z: BufId,
-        label: BufId,
-        dz: BufId,
-        stats: BufId,
-    },
-    LossSoftmaxCe {
-        args: LossArgs,
-        z: BufId,
-        label: BufId,
-        dz: BufId,
-        stats: BufId,
-    },
-    LossMse {
-        args: LossArgs,
-        z: BufId,
-        label: BufId,
-        dz: BufId,
-        stats: BufId,
-    },
-    /// BCE on probabilities (an ensemble's averaged sigmoid outputs).
-    LossBceProb {
-        args: LossArgs,
-        z: BufId,
-        label: BufId,
-        dz: BufId,
-        stats: BufId,
-    },
-    /// Cross-entropy on class probabilities (an ensemble's averaged softmax outputs).
-    LossCeProb {
+    /// A masked per-row loss and its raw gradient: z [N, C], label [N, C]
+    /// (class losses: [N, 1] class index), NaN = missing; dz [N, C];
+    /// stats [N, 2] = (loss sum, valid count). `kind` picks the kernel.
+    Loss {
+        kind: LossKind,
         args: LossArgs,
         z: BufId,
         label: BufId,
@@ -412,8 +194,44 @@ pub enum Op {
     },
 }
 
+/// The loss an `Op::Loss` computes; each has its own kernel in shaders/loss.wgsl.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum LossKind {
+    /// BCE with logits, element-wise (binary and multi-label tasks).
+    Bce,
+    /// Softmax cross-entropy on logits against class indices.
+    SoftmaxCe,
+    /// Squared error, element-wise.
+    Mse,
+    /// BCE on probabilities (an ensemble's averaged sigmoid outputs).
+    BceProb,
+    /// Cross-entropy on class probabilities (an ensemble's averaged softmax outputs).
+    CeProb,
+}
+
+impl LossKind {
+    /// The kernel computing this loss.
+    pub fn kernel(self) -> Kernel {
+        match self {
+            LossKind::Bce => Kernel::LossBce,
+            LossKind::SoftmaxCe => Kernel::LossSoftmaxCe,
+            LossKind::Mse => Kernel::LossMse,
+            LossKind::BceProb => Kernel::LossBceProb,
+            LossKind::CeProb => Kernel::LossCeProb,
+        }
+    }
+}
+
+/// The argument block of `step_advance`, which reads none.
+const NO_ARGS: StepArgs = StepArgs { _pad: [0; 4] };
+
 fn tiles(rows: u32, cols: u32) -> u32 {
     rows.div_ceil(DENSE_TILE) * cols.div_ceil(DENSE_TILE)
+}
+
+/// Workgroups of a 1-D kernel over `len` elements.
+fn flat(len: u32) -> u32 {
+    len.div_ceil(WORKGROUP)
 }
 
 impl Op {
@@ -423,15 +241,7 @@ impl Op {
             Op::DenseForward { .. } => Kernel::DenseForward,
             Op::DenseBackwardInput { .. } => Kernel::DenseBackwardInput,
             Op::DenseBackwardWeight { .. } => Kernel::DenseBackwardWeight,
-            Op::ActivationForward { .. } => Kernel::ActivationForward,
-            Op::ActivationBackward { .. } => Kernel::ActivationBackward,
-            Op::ConcatColumns { .. } => Kernel::ConcatColumns,
-            Op::SplitColumns { .. } => Kernel::SplitColumns,
-            Op::LossBce { .. } => Kernel::LossBce,
-            Op::LossSoftmaxCe { .. } => Kernel::LossSoftmaxCe,
-            Op::LossMse { .. } => Kernel::LossMse,
-            Op::LossBceProb { .. } => Kernel::LossBceProb,
-            Op::LossCeProb { .. } => Kernel::LossCeProb,
+            Op::Loss { kind, .. } => kind.kernel(),
             Op::EnsembleMeanForward { .. } => Kernel::EnsembleMeanForward,
             Op::EnsembleMeanBackward { .. } => Kernel::EnsembleMeanBackward,
             Op::MembersToRows { .. } => Kernel::MembersToRows,
@@ -465,40 +275,7 @@ impl Op {
             Op::DenseBackwardWeight {
                 dy, y, x, grads, ..
             } => vec![dy, y, x, grads],
-            Op::ActivationForward { x, y, .. } => vec![x, y],
-            Op::ActivationBackward { dy, y, dx, .. } => vec![dy, y, dx],
-            Op::ConcatColumns { src, dst, .. } | Op::SplitColumns { src, dst, .. } => {
-                vec![src, dst]
-            }
-            Op::LossBce {
-                z,
-                label,
-                dz,
-                stats,
-                ..
-            }
-            | Op::LossSoftmaxCe {
-                z,
-                label,
-                dz,
-                stats,
-                ..
-            }
-            | Op::LossMse {
-                z,
-                label,
-                dz,
-                stats,
-                ..
-            }
-            | Op::LossBceProb {
-                z,
-                label,
-                dz,
-                stats,
-                ..
-            }
-            | Op::LossCeProb {
+            Op::Loss {
                 z,
                 label,
                 dz,
@@ -569,42 +346,33 @@ impl Op {
 
     /// The uniform block's bytes (binding 0).
     pub fn uniform(&self) -> Vec<u8> {
+        use bytemuck::bytes_of;
         let bytes: &[u8] = match self {
             Op::DenseForward { args, .. }
             | Op::DenseBackwardInput { args, .. }
-            | Op::DenseBackwardWeight { args, .. } => bytemuck::bytes_of(args),
-            Op::ActivationForward { args, .. } | Op::ActivationBackward { args, .. } => {
-                bytemuck::bytes_of(args)
-            }
-            Op::ConcatColumns { args, .. } | Op::SplitColumns { args, .. } => {
-                bytemuck::bytes_of(args)
-            }
-            Op::LossBce { args, .. }
-            | Op::LossSoftmaxCe { args, .. }
-            | Op::LossMse { args, .. }
-            | Op::LossBceProb { args, .. }
-            | Op::LossCeProb { args, .. } => bytemuck::bytes_of(args),
+            | Op::DenseBackwardWeight { args, .. } => bytes_of(args),
+            Op::Loss { args, .. } => bytes_of(args),
             Op::EnsembleMeanForward { args, .. }
             | Op::EnsembleMeanBackward { args, .. }
             | Op::MembersToRows { args, .. }
-            | Op::RowsToMembers { args, .. } => bytemuck::bytes_of(args),
-            Op::MultitaskLossReduce { args, .. } => bytemuck::bytes_of(args),
-            Op::LossGradScale { args, .. } => bytemuck::bytes_of(args),
-            Op::AdamUpdate { args, .. } => bytemuck::bytes_of(args),
-            Op::SgdUpdate { args, .. } => bytemuck::bytes_of(args),
-            Op::BatchGather { args, .. } => bytemuck::bytes_of(args),
-            Op::StepAdvance { .. } => &[0u8; 16],
+            | Op::RowsToMembers { args, .. } => bytes_of(args),
+            Op::MultitaskLossReduce { args, .. } => bytes_of(args),
+            Op::LossGradScale { args, .. } => bytes_of(args),
+            Op::AdamUpdate { args, .. } => bytes_of(args),
+            Op::SgdUpdate { args, .. } => bytes_of(args),
+            Op::BatchGather { args, .. } => bytes_of(args),
+            Op::StepAdvance { .. } => bytes_of(&NO_ARGS),
             Op::GateSoftmax { args, .. }
             | Op::GateSoftmaxBackward { args, .. }
             | Op::GatedSumForward { args, .. }
             | Op::GatedSumBackwardExperts { args, .. }
-            | Op::GatedSumBackwardGate { args, .. } => bytemuck::bytes_of(args),
+            | Op::GatedSumBackwardGate { args, .. } => bytes_of(args),
             Op::UncertaintyWeights { args, .. } | Op::UncertaintyFinish { args, .. } => {
-                bytemuck::bytes_of(args)
+                bytes_of(args)
             }
             Op::GradnormSumsq { args, .. }
             | Op::GradnormWeights { args, .. }
-            | Op::GradnormUpdate { args, .. } => bytemuck::bytes_of(args),
+            | Op::GradnormUpdate { args, .. } => bytes_of(args),
         };
         bytes.to_vec()
     }
@@ -616,37 +384,21 @@ impl Op {
             Op::DenseBackwardInput { args, .. } if args.x_bstride == 0 => tiles(args.n, args.i),
             Op::DenseBackwardInput { args, .. } => args.batches * tiles(args.n, args.i),
             Op::DenseBackwardWeight { args, .. } => args.batches * tiles(args.o, args.i + 1),
-            Op::ActivationForward { args, .. } | Op::ActivationBackward { args, .. } => {
-                args.len.div_ceil(WORKGROUP)
-            }
-            Op::ConcatColumns { args, .. } | Op::SplitColumns { args, .. } => {
-                (args.rows * args.width).div_ceil(WORKGROUP)
-            }
-            Op::LossBce { args, .. }
-            | Op::LossSoftmaxCe { args, .. }
-            | Op::LossMse { args, .. }
-            | Op::LossBceProb { args, .. }
-            | Op::LossCeProb { args, .. } => args.rows.div_ceil(WORKGROUP),
-            Op::EnsembleMeanForward { args, .. } => (args.rows * args.width).div_ceil(WORKGROUP),
+            Op::Loss { args, .. } => flat(args.rows),
+            Op::EnsembleMeanForward { args, .. } => flat(args.rows * args.width),
             Op::EnsembleMeanBackward { args, .. }
             | Op::MembersToRows { args, .. }
-            | Op::RowsToMembers { args, .. } => {
-                (args.members * args.rows * args.width).div_ceil(WORKGROUP)
-            }
+            | Op::RowsToMembers { args, .. } => flat(args.members * args.rows * args.width),
             Op::MultitaskLossReduce { .. } => 1,
-            Op::LossGradScale { args, .. } => args.len.div_ceil(WORKGROUP),
-            Op::AdamUpdate { args, .. } => args.len.div_ceil(WORKGROUP),
-            Op::SgdUpdate { args, .. } => args.len.div_ceil(WORKGROUP),
-            Op::BatchGather { args, .. } => (args.batch * args.width).div_ceil(WORKGROUP),
+            Op::LossGradScale { args, .. } => flat(args.len),
+            Op::AdamUpdate { args, .. } => flat(args.len),
+            Op::SgdUpdate { args, .. } => flat(args.len),
+            Op::BatchGather { args, .. } => flat(args.batch * args.width),
             Op::StepAdvance { .. } => 1,
-            Op::GateSoftmax { args, .. } | Op::GateSoftmaxBackward { args, .. } => {
-                args.rows.div_ceil(WORKGROUP)
-            }
-            Op::GatedSumForward { args, .. } => (args.rows * args.width).div_ceil(WORKGROUP),
-            Op::GatedSumBackwardExperts { args, .. } => {
-                (args.experts * args.rows * args.width).div_ceil(WORKGROUP)
-            }
-            Op::GatedSumBackwardGate { args, .. } => (args.rows * args.experts).div_ceil(WORKGROUP),
+            Op::GateSoftmax { args, .. } | Op::GateSoftmaxBackward { args, .. } => flat(args.rows),
+            Op::GatedSumForward { args, .. } => flat(args.rows * args.width),
+            Op::GatedSumBackwardExperts { args, .. } => flat(args.experts * args.rows * args.width),
+            Op::GatedSumBackwardGate { args, .. } => flat(args.rows * args.experts),
             Op::UncertaintyWeights { args, .. } => args.tasks.div_ceil(64),
             Op::UncertaintyFinish { .. } => 1,
             Op::GradnormSumsq { args, .. } => args.tasks,

@@ -6,7 +6,7 @@
 mod common;
 
 use common::random;
-use tandem::cpu::{activation, concat, dense, loss, multitask};
+use tandem::cpu::{dense, loss, multitask, reference};
 use tandem::ops::*;
 
 const H: f32 = 1e-3;
@@ -18,114 +18,76 @@ fn assert_grad(what: &str, fd: f32, analytic: f32) {
     );
 }
 
+type Forward = fn(&DenseArgs, &[f32], &[f32], &mut [f32]);
+type Backward = fn(&DenseArgs, &[f32], &[f32], &[f32], &mut [f32]);
+
+/// The dense kernels' two CPU twins: (name, forward, backward_input, backward_weight).
+const DENSE_PATHS: [(&str, Forward, Backward, Backward); 2] = [
+    (
+        "fast",
+        dense::forward,
+        dense::backward_input,
+        dense::backward_weight,
+    ),
+    (
+        "reference",
+        reference::dense::forward,
+        reference::dense::backward_input,
+        reference::dense::backward_weight,
+    ),
+];
+
 /// Objective of a dense layer: Σ r ⊙ y.
-fn dense_objective(a: &DenseArgs, x: &[f32], p: &[f32], r: &[f32]) -> f32 {
+fn dense_objective(forward: Forward, a: &DenseArgs, x: &[f32], p: &[f32], r: &[f32]) -> f32 {
     let mut y = vec![0.0; (a.n * a.o) as usize];
-    dense::forward(a, x, p, &mut y);
+    forward(a, x, p, &mut y);
     y.iter().zip(r).map(|(y, r)| y * r).sum()
 }
 
 #[test]
 fn dense_backward_matches_finite_differences() {
-    for &(n, i, o) in &[(1u32, 1u32, 1u32), (3, 5, 7), (4, 65, 3)] {
-        for act in 0..4u32 {
-            let a = DenseArgs {
-                n,
-                i,
-                o,
-                act,
-                w_off: 0,
-                b_off: o * i,
-                batches: 1,
-                ..Default::default()
-            };
-            let s = (n * 100 + i * 10 + o + act * 1000) as u64;
-            // Inputs away from relu's kink at 0 (|x·w + b| is rarely tiny).
-            let x = random(s, (n * i) as usize, -1.0, 1.0);
-            let p = random(s + 1, (o * i + o) as usize, -0.7, 0.7);
-            let r = random(s + 2, (n * o) as usize, -1.0, 1.0);
-            let mut y = vec![0.0; (n * o) as usize];
-            dense::forward(&a, &x, &p, &mut y);
-            let mut dx = vec![0.0; (n * i) as usize];
-            dense::backward_input(&a, &r, &y, &p, &mut dx);
-            let mut g = vec![0.0; p.len()];
-            dense::backward_weight(&a, &r, &y, &x, &mut g);
-            for k in 0..x.len() {
-                let (mut xp, mut xm) = (x.clone(), x.clone());
-                xp[k] += H;
-                xm[k] -= H;
-                let fd = (dense_objective(&a, &xp, &p, &r) - dense_objective(&a, &xm, &p, &r))
-                    / (2.0 * H);
-                assert_grad(&format!("dense {n}x{i}x{o} act {act} dx[{k}]"), fd, dx[k]);
-            }
-            for k in 0..p.len() {
-                let (mut pp, mut pm) = (p.clone(), p.clone());
-                pp[k] += H;
-                pm[k] -= H;
-                let fd = (dense_objective(&a, &x, &pp, &r) - dense_objective(&a, &x, &pm, &r))
-                    / (2.0 * H);
-                assert_grad(
-                    &format!("dense {n}x{i}x{o} act {act} dparam[{k}]"),
-                    fd,
-                    g[k],
-                );
+    for (path, forward, backward_input, backward_weight) in DENSE_PATHS {
+        for &(n, i, o) in &[(1u32, 1u32, 1u32), (3, 5, 7), (4, 65, 3)] {
+            for act in 0..4u32 {
+                let a = DenseArgs {
+                    n,
+                    i,
+                    o,
+                    act,
+                    w_off: 0,
+                    b_off: o * i,
+                    batches: 1,
+                    ..Default::default()
+                };
+                let s = (n * 100 + i * 10 + o + act * 1000) as u64;
+                // Inputs away from relu's kink at 0 (|x·w + b| is rarely tiny).
+                let x = random(s, (n * i) as usize, -1.0, 1.0);
+                let p = random(s + 1, (o * i + o) as usize, -0.7, 0.7);
+                let r = random(s + 2, (n * o) as usize, -1.0, 1.0);
+                let mut y = vec![0.0; (n * o) as usize];
+                forward(&a, &x, &p, &mut y);
+                let mut dx = vec![0.0; (n * i) as usize];
+                backward_input(&a, &r, &y, &p, &mut dx);
+                let mut g = vec![0.0; p.len()];
+                backward_weight(&a, &r, &y, &x, &mut g);
+                let objective = |x: &[f32], p: &[f32]| dense_objective(forward, &a, x, p, &r);
+                let what = format!("dense ({path}) {n}x{i}x{o} act {act}");
+                for k in 0..x.len() {
+                    let (mut xp, mut xm) = (x.clone(), x.clone());
+                    xp[k] += H;
+                    xm[k] -= H;
+                    let fd = (objective(&xp, &p) - objective(&xm, &p)) / (2.0 * H);
+                    assert_grad(&format!("{what} dx[{k}]"), fd, dx[k]);
+                }
+                for k in 0..p.len() {
+                    let (mut pp, mut pm) = (p.clone(), p.clone());
+                    pp[k] += H;
+                    pm[k] -= H;
+                    let fd = (objective(&x, &pp) - objective(&x, &pm)) / (2.0 * H);
+                    assert_grad(&format!("{what} dparam[{k}]"), fd, g[k]);
+                }
             }
         }
-    }
-}
-
-#[test]
-fn activation_backward_matches_finite_differences() {
-    for act in 0..4u32 {
-        let len = 65u32;
-        let x = random(act as u64, len as usize, -3.0, 3.0);
-        let r = random(act as u64 + 9, len as usize, -1.0, 1.0);
-        let a = ActivationArgs {
-            len,
-            act,
-            ..Default::default()
-        };
-        let mut y = vec![0.0; len as usize];
-        activation::forward(&a, &x, &mut y);
-        let mut dx = vec![0.0; len as usize];
-        activation::backward(&a, &r, &y, &mut dx);
-        for k in 0..len as usize {
-            let f = |v: f32| activation::activate(v, act) * r[k];
-            let fd = (f(x[k] + H) - f(x[k] - H)) / (2.0 * H);
-            assert_grad(&format!("activation {act} [{k}]"), fd, dx[k]);
-        }
-    }
-}
-
-#[test]
-fn split_is_the_backward_of_concat() {
-    // Objective Σ r ⊙ concat(a into wide at col0): d/da = split(r).
-    let (rows, width, wide, col0) = (5u32, 3u32, 8u32, 4u32);
-    let a = ColumnsArgs {
-        rows,
-        width,
-        wide,
-        col0,
-        ..Default::default()
-    };
-    let src = random(1, (rows * width) as usize, -1.0, 1.0);
-    let r = random(2, (rows * wide) as usize, -1.0, 1.0);
-    let objective = |s: &[f32]| {
-        let mut dst = vec![0.0; (rows * wide) as usize];
-        concat::concat_columns(&a, s, &mut dst);
-        dst.iter().zip(&r).map(|(d, r)| d * r).sum::<f32>()
-    };
-    let mut grad = vec![0.0; src.len()];
-    concat::split_columns(&a, &r, &mut grad);
-    for k in 0..src.len() {
-        let (mut p, mut m) = (src.clone(), src.clone());
-        p[k] += H;
-        m[k] -= H;
-        assert_grad(
-            &format!("concat [{k}]"),
-            (objective(&p) - objective(&m)) / (2.0 * H),
-            grad[k],
-        );
     }
 }
 

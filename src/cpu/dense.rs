@@ -1,12 +1,14 @@
-//! CPU twin of shaders/dense.wgsl: the dense layer y = act(x·Wᵀ + b) and its
-//! backward, through the GEMM crate.
+//! CPU twin of shaders/dense.wgsl, the fast path: the dense layer
+//! y = act(x·Wᵀ + b) and its backward, through the GEMM crate, with fused
+//! (side-by-side) items, a thread team and reused scratch buffers. The plain
+//! loops it must agree with are `cpu::reference::dense`.
 //!
 //! Shapes per batch item bt: x [N, I], W [O, I], b [O], y/dy [N, O], dx [N, I].
 
 use super::activation::{activate, activate_grad};
 use super::matmul::{matmul, Layout};
 use super::team::{pieces, ranges, Team};
-use crate::model::Activation;
+use crate::kernel::Activation;
 use crate::ops::DenseArgs;
 use rayon::prelude::*;
 

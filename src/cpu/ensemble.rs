@@ -1,5 +1,7 @@
 //! CPU twin of shaders/ensemble.wgsl: combining member outputs.
 //! members [M, N, C] (member-major), rows [N, M·C], out [N, C].
+//! These plain loops are also the reference the parity tests compare the GPU
+//! against (one function per kernel suffices).
 
 use crate::ops::EnsembleArgs;
 

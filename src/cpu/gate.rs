@@ -3,6 +3,8 @@
 //!
 //! Shapes: g [R, G] (row stride G = `g_stride`, first E columns used),
 //! ex [E, N, H] expert-major, out [N, H] = Σ_e g[n, e]·ex[e, n, h].
+//! These plain loops are also the reference the parity tests compare the GPU
+//! against (one function per kernel suffices).
 
 use crate::ops::GateArgs;
 

@@ -1,5 +1,6 @@
 //! CPU twin of shaders/gather.wgsl: batch gather by index, and the step counter.
-//! Data moves as u32 bits, as on the GPU.
+//! Data moves as u32 bits, as on the GPU. These plain loops are also the
+//! reference the parity tests compare the GPU against.
 
 use crate::ops::GatherArgs;
 

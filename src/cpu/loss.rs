@@ -2,8 +2,29 @@
 //!
 //! z [N, C], label [N, C] (multiclass: [N, 1] class index), NaN = missing;
 //! dz [N, C] = d(element loss)/dz; stats [N, 2] = (loss sum, valid count).
+//! These plain loops are also the reference the parity tests compare the GPU
+//! against (one function per loss suffices).
 
-use crate::ops::LossArgs;
+use crate::ops::{LossArgs, LossKind};
+
+/// The loss `kind` (the CPU twin of `Op::Loss`).
+pub fn compute(
+    kind: LossKind,
+    a: &LossArgs,
+    z: &[f32],
+    label: &[f32],
+    dz: &mut [f32],
+    stats: &mut [f32],
+) {
+    let loss = match kind {
+        LossKind::Bce => bce,
+        LossKind::SoftmaxCe => softmax_ce,
+        LossKind::Mse => mse,
+        LossKind::BceProb => bce_prob,
+        LossKind::CeProb => ce_prob,
+    };
+    loss(a, z, label, dz, stats)
+}
 
 /// The label row output row `r` is trained against (see `LossArgs::label_rows`
 /// and `label_members`).
@@ -22,8 +43,16 @@ fn label_row(a: &LossArgs, r: usize) -> usize {
 /// Clamp of probabilities before the log, as Keras does.
 pub const PROB_EPS: f32 = 1e-7;
 
-/// BCE with logits, element-wise, stable form.
-pub fn bce(a: &LossArgs, z: &[f32], label: &[f32], dz: &mut [f32], stats: &mut [f32]) {
+/// An element-wise loss over every labelled element of z [N, C]:
+/// `element(z, y)` = (l, dl/dz); a missing label (NaN) gives no loss and dz = 0.
+fn elementwise(
+    a: &LossArgs,
+    z: &[f32],
+    label: &[f32],
+    dz: &mut [f32],
+    stats: &mut [f32],
+    element: impl Fn(f32, f32) -> (f32, f32),
+) {
     let c_n = a.outputs as usize;
     for r in 0..a.rows as usize {
         let (mut total, mut count) = (0.0f32, 0.0f32);
@@ -32,16 +61,25 @@ pub fn bce(a: &LossArgs, z: &[f32], label: &[f32], dz: &mut [f32], stats: &mut [
             let y = label[a.label_off as usize + label_row(a, r) * c_n + c];
             let mut g = 0.0;
             if !y.is_nan() {
-                let v = z[a.z_off as usize + at];
-                total += v.max(0.0) - v * y + (1.0 + (-v.abs()).exp()).ln();
+                let (l, dl) = element(z[a.z_off as usize + at], y);
+                total += l;
                 count += 1.0;
-                g = 1.0 / (1.0 + (-v).exp()) - y;
+                g = dl;
             }
             dz[a.dz_off as usize + at] = g;
         }
         stats[a.stats_off as usize + 2 * r] = total;
         stats[a.stats_off as usize + 2 * r + 1] = count;
     }
+}
+
+/// BCE with logits, element-wise, stable form:
+/// l = max(z, 0) − z·y + log(1 + exp(−|z|)), dl/dz = sigmoid(z) − y.
+pub fn bce(a: &LossArgs, z: &[f32], label: &[f32], dz: &mut [f32], stats: &mut [f32]) {
+    elementwise(a, z, label, dz, stats, |v, y| {
+        let l = v.max(0.0) - v * y + (1.0 + (-v.abs()).exp()).ln();
+        (l, 1.0 / (1.0 + (-v).exp()) - y)
+    })
 }
 
 /// Softmax cross-entropy on class indices.
@@ -70,51 +108,30 @@ pub fn softmax_ce(a: &LossArgs, z: &[f32], label: &[f32], dz: &mut [f32], stats:
     }
 }
 
-/// Squared error, element-wise.
+/// Squared error, element-wise: l = (z − y)², dl/dz = 2(z − y).
 pub fn mse(a: &LossArgs, z: &[f32], label: &[f32], dz: &mut [f32], stats: &mut [f32]) {
-    let c_n = a.outputs as usize;
-    for r in 0..a.rows as usize {
-        let (mut total, mut count) = (0.0f32, 0.0f32);
-        for c in 0..c_n {
-            let at = r * c_n + c;
-            let y = label[a.label_off as usize + label_row(a, r) * c_n + c];
-            let mut g = 0.0;
-            if !y.is_nan() {
-                let d = z[a.z_off as usize + at] - y;
-                total += d * d;
-                count += 1.0;
-                g = 2.0 * d;
-            }
-            dz[a.dz_off as usize + at] = g;
-        }
-        stats[a.stats_off as usize + 2 * r] = total;
-        stats[a.stats_off as usize + 2 * r + 1] = count;
-    }
+    elementwise(a, z, label, dz, stats, |v, y| {
+        let d = v - y;
+        (d * d, 2.0 * d)
+    })
 }
 
-/// BCE on probabilities (an ensemble's averaged output), clamped to [ε, 1−ε].
+/// BCE on probabilities (an ensemble's averaged output), clamped to [ε, 1−ε]:
+/// l = −y·log p − (1−y)·log(1−p), dl/dz = (p − y)/(p(1−p)), 0 where clamped.
 pub fn bce_prob(a: &LossArgs, z: &[f32], label: &[f32], dz: &mut [f32], stats: &mut [f32]) {
-    let c_n = a.outputs as usize;
-    for r in 0..a.rows as usize {
-        let (mut total, mut count) = (0.0f32, 0.0f32);
-        for c in 0..c_n {
-            let at = r * c_n + c;
-            let y = label[a.label_off as usize + label_row(a, r) * c_n + c];
-            let mut g = 0.0;
-            if !y.is_nan() {
-                let v = z[a.z_off as usize + at];
-                let p = v.clamp(PROB_EPS, 1.0 - PROB_EPS);
-                total += -(y * p.ln() + (1.0 - y) * (1.0 - p).ln());
-                count += 1.0;
-                if v > PROB_EPS && v < 1.0 - PROB_EPS {
-                    g = (p - y) / (p * (1.0 - p));
-                }
-            }
-            dz[a.dz_off as usize + at] = g;
-        }
-        stats[a.stats_off as usize + 2 * r] = total;
-        stats[a.stats_off as usize + 2 * r + 1] = count;
-    }
+    elementwise(a, z, label, dz, stats, |v, y| {
+        let p = v.clamp(PROB_EPS, 1.0 - PROB_EPS);
+        let l = -(y * p.ln() + (1.0 - y) * (1.0 - p).ln());
+        let inside = v > PROB_EPS && v < 1.0 - PROB_EPS;
+        (
+            l,
+            if inside {
+                (p - y) / (p * (1.0 - p))
+            } else {
+                0.0
+            },
+        )
+    })
 }
 
 /// Cross-entropy on class probabilities (an ensemble's averaged softmax

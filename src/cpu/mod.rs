@@ -1,8 +1,9 @@
-//! The CPU backend: the readable reference of every kernel (same stems as
-//! `shaders/`) and the fallback where no GPU adapter exists.
+//! The CPU backend: a CPU twin of every kernel (same stems as `shaders/`) and
+//! the fallback where no GPU adapter exists. Dense layers and Adam have a fast
+//! path here and a plain reference in `reference/`; every other twin is a plain
+//! loop and is its own reference.
 
 pub mod activation;
-pub mod concat;
 pub mod dense;
 pub mod ensemble;
 pub mod gate;
@@ -11,12 +12,24 @@ pub mod loss;
 pub mod matmul;
 pub mod multitask;
 pub mod optimizer;
+pub mod reference;
 pub mod team;
 pub mod weighting;
 
 use crate::backend::{Backend, Counters, ProgramId};
-use crate::ops::{BufId, Op};
+use crate::kernel::Access;
+use crate::ops::{AdamArgs, BufId, DenseArgs, Op};
 use crate::{Error, Result};
+
+/// Which twin runs the kernels that have two (dense layers, Adam).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum CpuPath {
+    /// GEMM crate, thread team, SIMD: what training uses.
+    #[default]
+    Fast,
+    /// The plain loops of `cpu::reference`, which the parity tests compare against.
+    Reference,
+}
 
 /// Buffers in host memory; ops run as soon as they are asked for.
 #[derive(Default)]
@@ -24,12 +37,21 @@ pub struct CpuBackend {
     bufs: Vec<Vec<f32>>,
     programs: Vec<Vec<Op>>,
     counters: Counters,
+    path: CpuPath,
 }
 
 impl CpuBackend {
-    /// A new, empty CPU backend.
+    /// A new, empty CPU backend on the fast path.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A new, empty CPU backend that runs the plain references.
+    pub fn reference() -> Self {
+        CpuBackend {
+            path: CpuPath::Reference,
+            ..Self::default()
+        }
     }
 
     /// Direct access to a buffer (tests and debugging).
@@ -46,68 +68,106 @@ fn u32s_mut(v: &mut [f32]) -> &mut [u32] {
     bytemuck::cast_slice_mut(v)
 }
 
-/// Takes buffer `id` out of the table so it can be written while others are read.
-fn take(bufs: &mut [Vec<f32>], id: BufId) -> Vec<f32> {
-    std::mem::take(&mut bufs[id.0])
+/// An op's two outputs (its read_write buffers), in binding order.
+fn two(out: &mut [Vec<f32>]) -> (&mut [f32], &mut [f32]) {
+    match out {
+        [a, b] => (a, b),
+        _ => panic!("expected 2 outputs, got {}", out.len()),
+    }
 }
 
-/// Runs one op on host buffers: the CPU twin of one GPU dispatch.
-pub fn run_op(bufs: &mut [Vec<f32>], op: &Op) {
-    let inputs_and_outputs = op.buffers();
-    let outputs: Vec<BufId> = op
-        .kernel()
-        .bindings()
-        .iter()
-        .zip(&inputs_and_outputs)
-        .filter(|(a, _)| **a == crate::kernel::Access::ReadWrite)
-        .map(|(_, b)| *b)
-        .collect();
-    for (k, a) in inputs_and_outputs.iter().enumerate() {
-        for b in &inputs_and_outputs[k + 1..] {
+/// An op's three outputs, in binding order.
+fn three(out: &mut [Vec<f32>]) -> (&mut [f32], &mut [f32], &mut [f32]) {
+    match out {
+        [a, b, c] => (a, b, c),
+        _ => panic!("expected 3 outputs, got {}", out.len()),
+    }
+}
+
+/// Runs one op on host buffers: the CPU twin of one GPU dispatch. The op's
+/// read_write buffers are taken out of the table while it runs, so that they
+/// can be written while the others are read.
+pub fn run_op(bufs: &mut [Vec<f32>], op: &Op, path: CpuPath) {
+    let ids = op.buffers();
+    for (k, a) in ids.iter().enumerate() {
+        for b in &ids[k + 1..] {
             assert!(a != b, "{:?} binds buffer {} twice", op.kernel(), a.0);
         }
     }
-    let mut out: Vec<Vec<f32>> = outputs.iter().map(|&b| take(bufs, b)).collect();
-    let b = &*bufs;
+    let outputs: Vec<BufId> = (op.kernel().bindings().iter().zip(&ids))
+        .filter(|(access, _)| **access == Access::ReadWrite)
+        .map(|(_, id)| *id)
+        .collect();
+    let mut out: Vec<Vec<f32>> = outputs
+        .iter()
+        .map(|&id| std::mem::take(&mut bufs[id.0]))
+        .collect();
+    let twins = match path {
+        CpuPath::Fast => &FAST,
+        CpuPath::Reference => &REFERENCE,
+    };
+    execute(bufs, &mut out, op, twins);
+    for (id, data) in outputs.into_iter().zip(out) {
+        bufs[id.0] = data;
+    }
+}
+
+/// (args, x, params, y).
+type DenseForwardFn = fn(&DenseArgs, &[f32], &[f32], &mut [f32]);
+/// (args, dy, y, params or x, dx or grads).
+type DenseBackwardFn = fn(&DenseArgs, &[f32], &[f32], &[f32], &mut [f32]);
+/// (args, grads, counters, params, m, v).
+type AdamFn = fn(&AdamArgs, &[f32], &[u32], &mut [f32], &mut [f32], &mut [f32]);
+
+/// The CPU twins that differ between the fast path and the reference.
+struct Twins {
+    dense_forward: DenseForwardFn,
+    dense_backward_input: DenseBackwardFn,
+    dense_backward_weight: DenseBackwardFn,
+    adam_update: AdamFn,
+}
+
+const FAST: Twins = Twins {
+    dense_forward: dense::forward,
+    dense_backward_input: dense::backward_input,
+    dense_backward_weight: dense::backward_weight,
+    adam_update: optimizer::adam_update,
+};
+
+const REFERENCE: Twins = Twins {
+    dense_forward: reference::dense::forward,
+    dense_backward_input: reference::dense::backward_input,
+    dense_backward_weight: reference::dense::backward_weight,
+    adam_update: reference::optimizer::adam_update,
+};
+
+/// Runs `op`, reading its inputs from `b` and writing `out` (its read_write
+/// buffers, in binding order). One arm per `Op` variant: a kernel without a
+/// CPU twin does not compile.
+fn execute(b: &[Vec<f32>], out: &mut [Vec<f32>], op: &Op, t: &Twins) {
     match op {
         Op::DenseForward {
             args, x, params, ..
-        } => dense::forward(args, &b[x.0], &b[params.0], &mut out[0]),
+        } => (t.dense_forward)(args, &b[x.0], &b[params.0], &mut out[0]),
         Op::DenseBackwardInput {
             args,
             dy,
             y,
             params,
             ..
-        } => dense::backward_input(args, &b[dy.0], &b[y.0], &b[params.0], &mut out[0]),
+        } => (t.dense_backward_input)(args, &b[dy.0], &b[y.0], &b[params.0], &mut out[0]),
         Op::DenseBackwardWeight { args, dy, y, x, .. } => {
-            dense::backward_weight(args, &b[dy.0], &b[y.0], &b[x.0], &mut out[0])
+            (t.dense_backward_weight)(args, &b[dy.0], &b[y.0], &b[x.0], &mut out[0])
         }
-        Op::ActivationForward { args, x, .. } => activation::forward(args, &b[x.0], &mut out[0]),
-        Op::ActivationBackward { args, dy, y, .. } => {
-            activation::backward(args, &b[dy.0], &b[y.0], &mut out[0])
-        }
-        Op::ConcatColumns { args, src, .. } => concat::concat_columns(args, &b[src.0], &mut out[0]),
-        Op::SplitColumns { args, src, .. } => concat::split_columns(args, &b[src.0], &mut out[0]),
-        Op::LossBce { args, z, label, .. } => {
-            let (dz, stats) = out.split_at_mut(1);
-            loss::bce(args, &b[z.0], &b[label.0], &mut dz[0], &mut stats[0])
-        }
-        Op::LossSoftmaxCe { args, z, label, .. } => {
-            let (dz, stats) = out.split_at_mut(1);
-            loss::softmax_ce(args, &b[z.0], &b[label.0], &mut dz[0], &mut stats[0])
-        }
-        Op::LossMse { args, z, label, .. } => {
-            let (dz, stats) = out.split_at_mut(1);
-            loss::mse(args, &b[z.0], &b[label.0], &mut dz[0], &mut stats[0])
-        }
-        Op::LossCeProb { args, z, label, .. } => {
-            let (dz, stats) = out.split_at_mut(1);
-            loss::ce_prob(args, &b[z.0], &b[label.0], &mut dz[0], &mut stats[0])
-        }
-        Op::LossBceProb { args, z, label, .. } => {
-            let (dz, stats) = out.split_at_mut(1);
-            loss::bce_prob(args, &b[z.0], &b[label.0], &mut dz[0], &mut stats[0])
+        Op::Loss {
+            kind,
+            args,
+            z,
+            label,
+            ..
+        } => {
+            let (dz, stats) = two(out);
+            loss::compute(*kind, args, &b[z.0], &b[label.0], dz, stats)
         }
         Op::EnsembleMeanForward { args, src, .. } => {
             ensemble::mean_forward(args, &b[src.0], &mut out[0])
@@ -128,15 +188,9 @@ pub fn run_op(bufs: &mut [Vec<f32>], op: &Op) {
             counters,
             ..
         } => {
-            let (o, log) = out.split_at_mut(1);
-            multitask::loss_reduce(
-                args,
-                &b[stats.0],
-                &b[lambda.0],
-                u32s(&b[counters.0]),
-                &mut o[0],
-                &mut log[0],
-            )
+            let (o, log) = two(out);
+            let counters = u32s(&b[counters.0]);
+            multitask::loss_reduce(args, &b[stats.0], &b[lambda.0], counters, o, log)
         }
         Op::LossGradScale { args, out: o, .. } => multitask::grad_scale(args, &b[o.0], &mut out[0]),
         Op::AdamUpdate {
@@ -145,20 +199,12 @@ pub fn run_op(bufs: &mut [Vec<f32>], op: &Op) {
             counters,
             ..
         } => {
-            let (p, mv) = out.split_at_mut(1);
-            let (m, v) = mv.split_at_mut(1);
-            optimizer::adam_update(
-                args,
-                &b[grads.0],
-                u32s(&b[counters.0]),
-                &mut p[0],
-                &mut m[0],
-                &mut v[0],
-            )
+            let (p, m, v) = three(out);
+            (t.adam_update)(args, &b[grads.0], u32s(&b[counters.0]), p, m, v)
         }
         Op::SgdUpdate { args, grads, .. } => {
-            let (p, u) = out.split_at_mut(1);
-            optimizer::sgd_update(args, &b[grads.0], &mut p[0], &mut u[0])
+            let (p, u) = two(out);
+            optimizer::sgd_update(args, &b[grads.0], p, u)
         }
         Op::BatchGather {
             args,
@@ -166,13 +212,10 @@ pub fn run_op(bufs: &mut [Vec<f32>], op: &Op) {
             idx,
             counters,
             ..
-        } => gather::batch_gather(
-            args,
-            u32s(&b[src.0]),
-            u32s(&b[idx.0]),
-            u32s(&b[counters.0]),
-            u32s_mut(&mut out[0]),
-        ),
+        } => {
+            let (src, idx, counters) = (u32s(&b[src.0]), u32s(&b[idx.0]), u32s(&b[counters.0]));
+            gather::batch_gather(args, src, idx, counters, u32s_mut(&mut out[0]))
+        }
         Op::StepAdvance { .. } => gather::step_advance(u32s_mut(&mut out[0])),
         Op::GateSoftmax { args, x, .. } => gate::softmax(args, &b[x.0], &mut out[0]),
         Op::GateSoftmaxBackward { args, dy, y, .. } => {
@@ -196,16 +239,8 @@ pub fn run_op(bufs: &mut [Vec<f32>], op: &Op) {
             counters,
             ..
         } => {
-            let (o, rest) = out.split_at_mut(1);
-            let (g, log) = rest.split_at_mut(1);
-            weighting::uncertainty_finish(
-                args,
-                &b[params.0],
-                u32s(&b[counters.0]),
-                &mut o[0],
-                &mut g[0],
-                &mut log[0],
-            )
+            let (o, g, log) = three(out);
+            weighting::uncertainty_finish(args, &b[params.0], u32s(&b[counters.0]), o, g, log)
         }
         Op::GradnormSumsq { args, split, .. } => {
             weighting::gradnorm_sumsq(args, &b[split.0], &mut out[0])
@@ -220,17 +255,10 @@ pub fn run_op(bufs: &mut [Vec<f32>], op: &Op) {
             out: o,
             initial,
             ..
-        } => weighting::gradnorm_update(
-            args,
-            &b[lambda.0],
-            &b[norms.0],
-            &b[o.0],
-            &b[initial.0],
-            &mut out[0],
-        ),
-    }
-    for (id, data) in outputs.into_iter().zip(out) {
-        bufs[id.0] = data;
+        } => {
+            let (lambda, norms, o, initial) = (&b[lambda.0], &b[norms.0], &b[o.0], &b[initial.0]);
+            weighting::gradnorm_update(args, lambda, norms, o, initial, &mut out[0])
+        }
     }
 }
 
@@ -276,7 +304,7 @@ impl Backend for CpuBackend {
         let ops = std::mem::take(&mut self.programs[program.0]);
         for _ in 0..repeats {
             for op in &ops {
-                run_op(&mut self.bufs, op);
+                run_op(&mut self.bufs, op, self.path);
             }
         }
         self.counters.dispatches += ops.len() as u64 * repeats as u64;

@@ -1,6 +1,7 @@
 //! CPU twin of shaders/multitask.wgsl: the weighted multi-task loss and the
 //! gradient scaling. The sums follow the shader's order (256 strided partial
-//! sums, then a tree) so both backends round the same way.
+//! sums, then a tree) so both backends round the same way. These plain loops
+//! are also the reference the parity tests compare the GPU against.
 
 use crate::ops::{ReduceArgs, ScaleArgs};
 

@@ -1,5 +1,9 @@
 //! CPU twin of shaders/optimizer.wgsl: Adam (Keras or PyTorch form) and SGD
 //! with momentum, in place over params[p_off .. p_off + len].
+//!
+//! `adam_update` is the fast path (SIMD, split across the CPU team); its
+//! plain reference is `cpu::reference::optimizer::adam_update`. `sgd_update`
+//! is a plain loop and is its own reference.
 
 use super::team::{pieces, ranges, Team};
 use crate::ops::{AdamArgs, SgdArgs};

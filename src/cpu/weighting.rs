@@ -1,5 +1,7 @@
 //! CPU twin of shaders/weighting.wgsl: uncertainty weighting's λ_j from the
 //! learned s_j, and after the reduce the gradient of s_j and the s_j/2 terms.
+//! These plain loops are also the reference the parity tests compare the GPU
+//! against (one function per kernel suffices).
 
 use crate::ops::{GradnormArgs, WeightingArgs};
 

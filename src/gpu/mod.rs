@@ -92,6 +92,13 @@ impl GpuBackend {
         let pipeline = self.pipelines.get(&self.ctx, kernel)?;
         let (pipe, layout) = (pipeline.pipeline.clone(), pipeline.layout.clone());
         let uniform_bytes = op.uniform();
+        if uniform_bytes.len() != kernel.info().uniform_size {
+            return Err(Error::Invalid(format!(
+                "{kernel:?}: {} bytes of arguments, its row in kernel::KERNELS says {}",
+                uniform_bytes.len(),
+                kernel.info().uniform_size
+            )));
+        }
         let ctx = &self.ctx;
         let bufs = &self.bufs;
         let (uniform, bind_group) = ctx.scoped(kernel.entry(), || {

@@ -215,42 +215,20 @@ impl Trainer {
             let (z, label) = (graph.logits[j], label_batch[j]);
             let dz = graph.logits_grad[j].expect("training graph");
             let probabilities = graph.form[j] == OutputForm::Probabilities;
-            ops.push(match t.kind {
-                TaskKind::Binary if probabilities => Op::LossBceProb {
-                    args,
-                    z,
-                    label,
-                    dz,
-                    stats,
-                },
-                TaskKind::Binary => Op::LossBce {
-                    args,
-                    z,
-                    label,
-                    dz,
-                    stats,
-                },
-                TaskKind::Multiclass if probabilities => Op::LossCeProb {
-                    args,
-                    z,
-                    label,
-                    dz,
-                    stats,
-                },
-                TaskKind::Multiclass => Op::LossSoftmaxCe {
-                    args,
-                    z,
-                    label,
-                    dz,
-                    stats,
-                },
-                TaskKind::Regression => Op::LossMse {
-                    args,
-                    z,
-                    label,
-                    dz,
-                    stats,
-                },
+            let kind = match t.kind {
+                TaskKind::Binary if probabilities => LossKind::BceProb,
+                TaskKind::Binary => LossKind::Bce,
+                TaskKind::Multiclass if probabilities => LossKind::CeProb,
+                TaskKind::Multiclass => LossKind::SoftmaxCe,
+                TaskKind::Regression => LossKind::Mse,
+            };
+            ops.push(Op::Loss {
+                kind,
+                args,
+                z,
+                label,
+                dz,
+                stats,
             });
         }
         ops.extend(weighter.before_reduce(params, lambda));

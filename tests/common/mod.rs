@@ -1,17 +1,13 @@
-//! Shared test helpers: the GPU backend (or a skip), and a harness that runs
-//! the same ops on the CPU and the GPU over sentinel-padded buffers.
+//! Shared test helpers: the GPU backend (or a skip), seeded random data, and
+//! the checks that CPU and GPU training agree. (The parity harness is in
+//! tests/parity/harness.rs.)
 #![allow(dead_code)]
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::sync::{Mutex, OnceLock};
-use tandem::cpu::CpuBackend;
 use tandem::gpu::GpuBackend;
-use tandem::ops::{BufId, Op};
 use tandem::Backend;
-
-/// Value every padding element holds; a kernel that writes past its range changes it.
-pub const SENTINEL: f32 = 7777.0;
 
 /// True when `TANDEM_REQUIRE_GPU=1`: a GPU test with no adapter must fail.
 pub fn gpu_required() -> bool {
@@ -71,117 +67,6 @@ pub fn assert_same_weights(what: &str, cpu: &[f32], gpu: &[f32]) -> f32 {
         .fold(0.0f32, f32::max);
     assert!(worst <= 1e-4, "{what}: weights differ by {worst}");
     worst
-}
-
-/// |a − b| ≤ atol + rtol·|b|, with NaN equal to NaN.
-pub fn close(a: f32, b: f32, atol: f32, rtol: f32) -> bool {
-    if a.is_nan() || b.is_nan() {
-        return a.is_nan() && b.is_nan();
-    }
-    (a - b).abs() <= atol + rtol * b.abs()
-}
-
-struct Region {
-    before: usize,
-    len: usize,
-    label: String,
-}
-
-/// The same buffers on both backends, each padded with sentinels.
-pub struct Harness<'a> {
-    pub cpu: CpuBackend,
-    pub gpu: &'a mut GpuBackend,
-    regions: Vec<Region>,
-}
-
-impl<'a> Harness<'a> {
-    pub fn new(gpu: &'a mut GpuBackend) -> Self {
-        gpu.clear();
-        Harness {
-            cpu: CpuBackend::new(),
-            gpu,
-            regions: Vec::new(),
-        }
-    }
-
-    /// Starts a new case: drops every buffer on both backends.
-    pub fn gpu_reset(&mut self) {
-        self.gpu.clear();
-        self.cpu.clear();
-        self.regions.clear();
-    }
-
-    /// A buffer holding `data` after `before` sentinels and followed by 67 more.
-    pub fn buffer(&mut self, label: &str, before: usize, data: &[f32]) -> BufId {
-        let after = 67;
-        let mut full = vec![SENTINEL; before + data.len() + after];
-        full[before..before + data.len()].copy_from_slice(data);
-        let a = self.cpu.alloc(full.len(), label).unwrap();
-        let b = self.gpu.alloc(full.len(), label).unwrap();
-        assert_eq!(a, b);
-        self.cpu.write(a, 0, &full).unwrap();
-        self.gpu.write(b, 0, &full).unwrap();
-        self.regions.push(Region {
-            before,
-            len: data.len(),
-            label: label.to_string(),
-        });
-        a
-    }
-
-    /// A buffer of u32 values (indices, counters), unpadded.
-    pub fn buffer_u32(&mut self, label: &str, data: &[u32]) -> BufId {
-        self.buffer(label, 0, bytemuck::cast_slice(data))
-    }
-
-    /// An output region of `len` elements, pre-filled with sentinels too.
-    pub fn output(&mut self, label: &str, before: usize, len: usize) -> BufId {
-        self.buffer(label, before, &vec![SENTINEL; len])
-    }
-
-    /// Runs `ops` on both backends and compares every buffer, element by
-    /// element; the padding must still hold sentinels on both. Returns the
-    /// largest |Δ| seen in the data regions.
-    pub fn check(&mut self, what: &str, ops: &[Op], atol: f32, rtol: f32) -> f32 {
-        let p = self.cpu.prepare(ops).unwrap();
-        self.cpu.run(p, 1).unwrap();
-        let p = self.gpu.prepare(ops).unwrap();
-        self.gpu.run(p, 1).unwrap();
-        let mut worst = 0.0f32;
-        for (k, r) in self.regions.iter().enumerate() {
-            let c = self.cpu.read(BufId(k)).unwrap();
-            let g = self.gpu.read(BufId(k)).unwrap();
-            let mut mismatches = Vec::new();
-            for (i, (&x, &y)) in g.iter().zip(&c).enumerate() {
-                let inside = i >= r.before && i < r.before + r.len;
-                if !inside {
-                    assert_eq!(
-                        y.to_bits(),
-                        SENTINEL.to_bits(),
-                        "{what}: CPU wrote outside `{}` at element {i}",
-                        r.label
-                    );
-                    if x.to_bits() != SENTINEL.to_bits() {
-                        mismatches.push(format!(
-                            "[{i}] outside the range: gpu {x} (sentinel overwritten)"
-                        ));
-                    }
-                } else if !close(x, y, atol, rtol) {
-                    mismatches.push(format!("[{}] gpu {x} cpu {y}", i - r.before));
-                } else if x.is_finite() && y.is_finite() {
-                    worst = worst.max((x - y).abs());
-                }
-            }
-            assert!(
-                mismatches.is_empty(),
-                "{what}: buffer `{}` differs in {} elements; first: {}",
-                r.label,
-                mismatches.len(),
-                mismatches[..mismatches.len().min(5)].join(", ")
-            );
-        }
-        worst
-    }
 }
 
 /// 7 inputs; a 3-class task, a 2-label binary task and a regression task,

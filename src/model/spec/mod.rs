@@ -10,28 +10,8 @@ pub mod preprocess;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
-/// Element-wise activation applied after a dense layer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum Activation {
-    #[default]
-    Identity,
-    Relu,
-    Tanh,
-    Sigmoid,
-}
-
-impl Activation {
-    /// The code shared with the WGSL shaders (`ACT_*` constants).
-    pub fn code(self) -> u32 {
-        match self {
-            Activation::Identity => 0,
-            Activation::Relu => 1,
-            Activation::Tanh => 2,
-            Activation::Sigmoid => 3,
-        }
-    }
-}
+/// The activation codes live with the kernels (the dense kernels read them).
+pub use crate::kernel::Activation;
 
 /// What a task predicts, which fixes its output activation and loss.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
