@@ -9,7 +9,7 @@
 //!
 //! Layout: `kernel` (the list of kernels), `ops` (one kernel invocation),
 //! `cpu` (reference twins, same stems as `shaders/`), `gpu` (wgpu host),
-//! `backend` (the trait both implement).
+//! `backend` (the trait both implement, and choosing one).
 
 // Shapes and indices are written `[N, O]`, `y[n, o]` in doc comments, which
 // rustdoc would read as links to items called `N` or `o`.
@@ -25,10 +25,9 @@ pub mod model;
 pub mod ops;
 pub mod train;
 
+pub use backend::select::{open_backend, BackendChoice};
 pub use backend::{Backend, Counters, ProgramId};
 pub use error::{Error, Result};
 pub use io::{Config, Dataset, TrainConfig};
 pub use model::{Model, ModelSpec, TaskKind, TaskSpec};
-pub use train::{
-    evaluate, fit, open_backend, predict, BackendChoice, EpochReport, Event, History, Predictions,
-};
+pub use train::{evaluate, fit, predict, EpochReport, Event, History, Predictions};
