@@ -8,7 +8,8 @@ use super::predict::{
 };
 use super::trainer::{check_data, StepLoss, Trainer};
 use crate::backend::Backend;
-use crate::io::{Dataset, TrainConfig};
+use crate::data::Dataset;
+use crate::io::TrainConfig;
 use crate::model::Model;
 use crate::{Error, Result};
 

@@ -2,11 +2,12 @@
 //! chunks of `PREDICT_BATCH` rows (one program prepared once, replayed per chunk).
 
 use crate::backend::{Backend, ProgramId};
+use crate::data::Dataset;
 use crate::model::network::{MemberOutputs, OutputForm};
 use crate::model::{Model, TaskKind};
 use crate::ops::*;
 use crate::train::metrics::{self, TaskMetrics};
-use crate::{Dataset, Error, Result};
+use crate::{Error, Result};
 
 /// Rows per forward chunk.
 pub const PREDICT_BATCH: usize = 1024;

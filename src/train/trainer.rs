@@ -7,7 +7,8 @@
 use super::bagging;
 use super::weighting::{GradnormBufs, Weighter};
 use crate::backend::{Backend, ProgramId};
-use crate::io::{Dataset, OptimizerKind, TrainConfig, Weighting};
+use crate::data::Dataset;
+use crate::io::{OptimizerKind, TrainConfig, Weighting};
 use crate::model::network::OutputForm;
 use crate::model::{Model, TaskKind};
 use crate::ops::*;
