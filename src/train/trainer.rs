@@ -8,7 +8,7 @@ use super::bagging;
 use super::weighting::{GradnormBufs, Weighter};
 use crate::backend::{Backend, ProgramId};
 use crate::data::Dataset;
-use crate::io::{OptimizerKind, TrainConfig, Weighting};
+use crate::io::{OptimizerKind, TrainConfig};
 use crate::model::network::OutputForm;
 use crate::model::{Model, TaskKind};
 use crate::ops::*;
@@ -285,12 +285,6 @@ impl Trainer {
         ops.extend(graph.backward.iter().cloned());
         let norms = b.alloc(tasks, "gradnorm norms")?;
         let initial = b.alloc(tasks, "gradnorm initial losses")?;
-        if weighter.kind == Weighting::GradNorm && graph.rep_split.is_none() {
-            return Err(Error::Invalid(
-                "weighting = \"gradnorm\": this architecture does not expose a shared representation"
-                    .into(),
-            ));
-        }
         ops.extend(weighter.after_backward(
             graph.rep_split,
             GradnormBufs {
