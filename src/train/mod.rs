@@ -3,6 +3,7 @@ pub mod bagging;
 pub mod fit;
 pub mod metrics;
 pub mod predict;
+pub mod step;
 pub mod trainer;
 pub mod weighting;
 

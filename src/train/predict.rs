@@ -7,6 +7,7 @@ use crate::model::network::{MemberOutputs, OutputForm};
 use crate::model::{Model, TaskKind};
 use crate::ops::*;
 use crate::train::metrics::{self, TaskMetrics};
+use crate::train::step::gather::RowSource;
 use crate::{Error, Result};
 
 /// Rows per forward chunk.
@@ -77,20 +78,14 @@ impl Predictor {
         let graph = model
             .network
             .graph(backend, &model.spec, batch, false, params, None)?;
-        let mut ops = vec![Op::BatchGather {
-            args: GatherArgs {
-                batch: batch as u32,
-                width: inputs as u32,
-                src_rows: rows as u32,
-                pad_bits: 0,
-                idx_len: (chunks * batch) as u32,
-                ..Default::default()
-            },
-            src,
-            idx,
+        let rows_in = RowSource {
+            batch,
+            src_rows: rows,
+            order_len: chunks * batch,
+            order: idx,
             counters,
-            dst: graph.x,
-        }];
+        };
+        let mut ops = vec![rows_in.gather(src, inputs, 0, graph.x)];
         ops.extend(graph.forward.iter().cloned());
         let program = backend.prepare(&ops)?;
         Ok(Predictor {
