@@ -175,6 +175,19 @@ pub fn fit(
     Ok(history)
 }
 
+/// A forward program over `features` [rows, inputs], with `model`'s
+/// parameters uploaded to `backend`.
+fn upload_predictor(
+    model: &Model,
+    features: &[f32],
+    rows: usize,
+    backend: &mut dyn Backend,
+) -> Result<Predictor> {
+    let params = backend.alloc(model.params.len(), "params")?;
+    backend.write(params, 0, &model.params)?;
+    Predictor::new(backend, model, params, features, rows)
+}
+
 /// The forward pass of every task for `features` [rows, inputs].
 pub fn forward(
     model: &Model,
@@ -182,10 +195,7 @@ pub fn forward(
     rows: usize,
     backend: &mut dyn Backend,
 ) -> Result<Outputs> {
-    let params = backend.alloc(model.params.len(), "params")?;
-    backend.write(params, 0, &model.params)?;
-    let p = Predictor::new(backend, model, params, features, rows)?;
-    p.run(backend)
+    upload_predictor(model, features, rows, backend)?.run(backend)
 }
 
 /// The learned allocation of a gated model: per task, the mean over `rows`
@@ -196,10 +206,7 @@ pub fn allocation(
     rows: usize,
     backend: &mut dyn Backend,
 ) -> Result<Option<Vec<Vec<f32>>>> {
-    let params = backend.alloc(model.params.len(), "params")?;
-    backend.write(params, 0, &model.params)?;
-    let p = Predictor::new(backend, model, params, features, rows)?;
-    p.mean_gates(backend)
+    upload_predictor(model, features, rows, backend)?.mean_gates(backend)
 }
 
 /// `model`'s loss on `data`: Σ_j w_j L_j with the configured weights, and the
