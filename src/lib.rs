@@ -9,7 +9,9 @@
 //!
 //! Layout: `kernel` (the list of kernels), `ops` (one kernel invocation),
 //! `cpu` (reference twins, same stems as `shaders/`), `gpu` (wgpu host),
-//! `backend` (the trait both implement).
+//! `backend` (the trait both implement, and choosing one), `data` (the
+//! in-memory dataset), `model` (spec, parameters, graphs), `train` (the
+//! trainer, evaluation, prediction), `io` (configs, files, weights).
 
 // Shapes and indices are written `[N, O]`, `y[n, o]` in doc comments, which
 // rustdoc would read as links to items called `N` or `o`.
@@ -17,6 +19,7 @@
 
 pub mod backend;
 pub mod cpu;
+pub mod data;
 pub mod error;
 pub mod gpu;
 pub mod io;
@@ -25,10 +28,10 @@ pub mod model;
 pub mod ops;
 pub mod train;
 
+pub use backend::select::{open_backend, BackendChoice};
 pub use backend::{Backend, Counters, ProgramId};
+pub use data::Dataset;
 pub use error::{Error, Result};
-pub use io::{Config, Dataset, TrainConfig};
+pub use io::{Config, TrainConfig};
 pub use model::{Model, ModelSpec, TaskKind, TaskSpec};
-pub use train::{
-    evaluate, fit, open_backend, predict, BackendChoice, EpochReport, Event, History, Predictions,
-};
+pub use train::{evaluate, fit, predict, EpochReport, Event, History, Predictions};

@@ -1,7 +1,7 @@
 //! Loading a config's data into memory: features and one label tensor per task, split into a
 //! training and a validation part (seeded) before any statistic is computed.
 //!
-//! Two sources (DESIGN.md §3):
+//! Two sources:
 //! - npy: a features file [N, I] and one file per task [N, label_width]; NaN = missing label.
 //! - CSV: named columns of one file, encoded by a [`Preprocess`] fitted on the training rows.
 //!   Rows with a missing feature are dropped (one warning counts them); missing labels are NaN.
@@ -12,53 +12,13 @@ use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
+use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::io::config::{Config, FeatureSource, TargetSource};
 use crate::io::npy;
 use crate::io::preprocess::Preprocess;
 use crate::io::table::{is_missing, Table};
 use crate::model::spec::{TaskKind, TaskSpec};
-
-/// Features and labels of a set of rows, ready for a backend.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Dataset {
-    /// Number of rows N.
-    pub rows: usize,
-    /// Inputs per row I.
-    pub inputs: usize,
-    /// `[N, I]` row-major.
-    pub features: Vec<f32>,
-    /// One per task in `ModelSpec.tasks` order, `[N, task.label_width()]` row-major;
-    /// NaN = missing label. Multiclass: class indices as f32.
-    pub targets: Vec<Vec<f32>>,
-    /// One name per input column (`x{i}` for npy data, `column` / `column=category` for CSV).
-    pub feature_names: Vec<String>,
-}
-
-impl Dataset {
-    /// The rows `rows` (indices into this dataset), in that order.
-    pub fn select(&self, rows: &[usize]) -> Dataset {
-        let pick = |data: &[f32], width: usize| -> Vec<f32> {
-            rows.iter()
-                .flat_map(|&r| data[r * width..(r + 1) * width].iter().copied())
-                .collect()
-        };
-        Dataset {
-            rows: rows.len(),
-            inputs: self.inputs,
-            features: pick(&self.features, self.inputs),
-            targets: (0..self.targets.len())
-                .map(|t| pick(&self.targets[t], self.label_width(t)))
-                .collect(),
-            feature_names: self.feature_names.clone(),
-        }
-    }
-
-    /// Label values per row of task `task` (its `label_width`).
-    pub fn label_width(&self, task: usize) -> usize {
-        self.targets[task].len().checked_div(self.rows).unwrap_or(0)
-    }
-}
 
 /// A config's data split into training and validation rows.
 #[derive(Debug, Clone, PartialEq)]

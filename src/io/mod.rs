@@ -5,7 +5,8 @@
 //! - [`table`]: CSV files as string columns.
 //! - [`preprocess`]: CSV cells → standardised / one-hot inputs and class labels, stored with a model.
 //! - [`plot`]: the PNG figures of `tandem inspect` (allocation heatmap, task weights).
-//! - [`dataset`]: a config's data loaded, validated and split into training and validation rows.
+//! - [`dataset`]: a config's data loaded, validated and split into training and validation rows
+//!   (the in-memory [`Dataset`] itself is `crate::data`'s).
 pub mod config;
 pub mod dataset;
 pub mod npy;
@@ -13,10 +14,11 @@ pub mod plot;
 pub mod preprocess;
 pub mod table;
 
+pub use crate::data::Dataset;
 pub use config::{
     AdamStyle, Combine, Config, DataConfig, EarlyStopping, FeatureSource, OptimizerConfig,
     OptimizerKind, TargetSource, TrainConfig, Weighting,
 };
-pub use dataset::{load_all, load_split, split_rows, Dataset, Split};
+pub use dataset::{load_all, load_split, split_rows, Split};
 pub use preprocess::{FeatureTransform, Features, Preprocess, Standardize, TargetTransform};
 pub use table::Table;

@@ -13,7 +13,7 @@ use super::params::ParamLayout;
 use super::spec::{Architecture, ModelSpec};
 use crate::backend::Backend;
 use crate::ops::BufId;
-use crate::Result;
+use crate::{Error, Result};
 use std::ops::Range;
 
 /// The architectures tandem builds.
@@ -42,6 +42,29 @@ pub struct Network {
 }
 
 impl Network {
+    /// GradNorm's precondition, checked once before anything is uploaded: the
+    /// model learns the weight logits `weighting.gradnorm.<task>`, and has a
+    /// shared representation whose per-task gradients its training graph keeps
+    /// apart (a trunk, or experts; ensemble members share none).
+    pub fn check_gradnorm(&self) -> Result<()> {
+        if self.gradnorm.is_none() {
+            return Err(Error::Invalid(
+                "weighting = \"gradnorm\" needs the model's `weighting.gradnorm.<task>` \
+                 parameters: build the spec with `gradnorm = true` (a config does this)"
+                    .into(),
+            ));
+        }
+        match &self.arch {
+            Arch::Shared(s) if s.trunk.is_empty() => Err(gradnorm_without_trunk()),
+            Arch::Ensemble(_) => Err(Error::Invalid(
+                "weighting = \"gradnorm\": this architecture does not expose a shared \
+                 representation"
+                    .into(),
+            )),
+            Arch::Shared(_) | Arch::Mmoe(_) | Arch::Ple(_) => Ok(()),
+        }
+    }
+
     /// Places every layer of `spec` in a fresh layout: the architecture's
     /// tensors, then the weighting state (`weighting.log_var.{task}`,
     /// `weighting.gradnorm.{task}`).
@@ -117,4 +140,9 @@ impl Network {
             _ => std::iter::once(0..self.layout.len).collect(),
         }
     }
+}
+
+/// The error of GradNorm on a model without a trunk (see [`Network::check_gradnorm`]).
+pub fn gradnorm_without_trunk() -> Error {
+    Error::Invalid("weighting = \"gradnorm\" needs a shared layer: the model has no trunk".into())
 }

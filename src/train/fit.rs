@@ -2,62 +2,16 @@
 //! `predict` with it. The seed's program in Rust is: load a config (or build a
 //! `ModelSpec`), `fit`, print the metrics (see examples/multitask.rs).
 
+use super::config::{EarlyStopping, TrainConfig};
 use super::metrics::TaskMetrics;
 use super::predict::{
     task_losses, task_metrics, to_predictions, weighted_loss, Outputs, Predictions, Predictor,
 };
 use super::trainer::{check_data, StepLoss, Trainer};
 use crate::backend::Backend;
-use crate::cpu::CpuBackend;
-use crate::gpu::GpuBackend;
-use crate::io::{Dataset, TrainConfig};
+use crate::data::Dataset;
 use crate::model::Model;
 use crate::{Error, Result};
-
-/// Which backend to run on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum BackendChoice {
-    /// The GPU when an adapter exists (lavapipe counts), else the CPU with a warning.
-    #[default]
-    Auto,
-    /// The GPU, or an error.
-    Gpu,
-    /// The CPU reference backend.
-    Cpu,
-}
-
-impl std::str::FromStr for BackendChoice {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self> {
-        match s {
-            "auto" => Ok(BackendChoice::Auto),
-            "gpu" => Ok(BackendChoice::Gpu),
-            "cpu" => Ok(BackendChoice::Cpu),
-            _ => Err(Error::Invalid(format!(
-                "unknown backend `{s}` (auto, gpu or cpu)"
-            ))),
-        }
-    }
-}
-
-/// Opens the chosen backend. `Auto` logs which adapter it uses, or warns once
-/// and falls back to the CPU.
-pub fn open_backend(choice: BackendChoice) -> Result<Box<dyn Backend>> {
-    match choice {
-        BackendChoice::Cpu => Ok(Box::new(CpuBackend::new())),
-        BackendChoice::Gpu => Ok(Box::new(GpuBackend::new()?)),
-        BackendChoice::Auto => match GpuBackend::new() {
-            Ok(g) => {
-                log::info!("using {}", g.describe());
-                Ok(Box::new(g))
-            }
-            Err(e) => {
-                log::warn!("no usable GPU ({e}); training on the CPU");
-                Ok(Box::new(CpuBackend::new()))
-            }
-        },
-    }
-}
 
 /// What `fit` reports as it goes.
 pub enum Event<'a> {
@@ -142,8 +96,11 @@ pub fn fit(
         backend: trainer.backend().describe(),
         ..Default::default()
     };
-    // (epoch, validation loss, its weights when they are to be restored)
-    let mut best: Option<(usize, f32, Option<Vec<f32>>)> = None;
+    let mut watch = cfg.early_stopping.as_ref().map(|rule| EarlyStop {
+        rule,
+        epochs: cfg.epochs,
+        best: None,
+    });
     let predictor = match valid {
         Some(v) => {
             let params = trainer.params_buffer();
@@ -172,25 +129,10 @@ pub fn fit(
             (!valid_task_losses.is_empty()).then(|| weighted_loss(model, &valid_task_losses));
         let task_weights = trainer.lambda_history().last().cloned().unwrap_or_default();
         model.task_weights.push(task_weights.clone());
-        let mut stop = false;
-        if let (Some(es), Some(vl)) = (&cfg.early_stopping, valid_loss) {
-            let improved = match &best {
-                None => vl.is_finite(),
-                Some((_, b, _)) => vl < b - es.min_delta,
-            };
-            if improved {
-                let weights = if es.restore_best {
-                    trainer.download(model)?;
-                    Some(model.params.clone())
-                } else {
-                    None
-                };
-                best = Some((epoch, vl, weights));
-            } else {
-                let since = best.as_ref().map_or(epoch + 1, |(b, _, _)| epoch - b);
-                stop = since >= es.patience && epoch + 1 < cfg.epochs;
-            }
-        }
+        let stop = match (&mut watch, valid_loss) {
+            (Some(w), Some(vl)) => w.observe(epoch, vl, &mut trainer, model)?,
+            _ => false,
+        };
         let report = EpochReport {
             epoch,
             epochs: cfg.epochs,
@@ -209,16 +151,76 @@ pub fn fit(
         }
     }
     trainer.download(model)?;
-    if let Some((epoch, _, weights)) = best {
-        history.best_epoch = Some(epoch);
-        if let Some(w) = weights {
-            if epoch + 1 != history.epochs.len() {
-                model.params = w;
-                history.restored_best = true;
+    if let Some(w) = watch {
+        w.finish(&mut history, model);
+    }
+    Ok(history)
+}
+
+/// Early stopping: the epoch with the lowest validation loss so far.
+struct EarlyStop<'a> {
+    rule: &'a EarlyStopping,
+    /// The configured number of epochs (the last one never stops early).
+    epochs: usize,
+    /// (epoch, validation loss, its weights when they are to be restored).
+    best: Option<(usize, f32, Option<Vec<f32>>)>,
+}
+
+impl EarlyStop<'_> {
+    /// Takes epoch `epoch`'s validation loss `vl` (keeping the weights of a
+    /// new best when `restore_best`); true when training should stop: no
+    /// lower loss (by more than `min_delta`) for `patience` epochs.
+    fn observe(
+        &mut self,
+        epoch: usize,
+        vl: f32,
+        trainer: &mut Trainer,
+        model: &mut Model,
+    ) -> Result<bool> {
+        let improved = match &self.best {
+            None => vl.is_finite(),
+            Some((_, b, _)) => vl < b - self.rule.min_delta,
+        };
+        if improved {
+            let weights = if self.rule.restore_best {
+                trainer.download(model)?;
+                Some(model.params.clone())
+            } else {
+                None
+            };
+            self.best = Some((epoch, vl, weights));
+            return Ok(false);
+        }
+        let since = self.best.as_ref().map_or(epoch + 1, |(b, _, _)| epoch - b);
+        Ok(since >= self.rule.patience && epoch + 1 < self.epochs)
+    }
+
+    /// Records the best epoch in `history`, and puts its weights back into
+    /// `model` when they were kept and differ from the last epoch's.
+    fn finish(self, history: &mut History, model: &mut Model) {
+        if let Some((epoch, _, weights)) = self.best {
+            history.best_epoch = Some(epoch);
+            if let Some(w) = weights {
+                if epoch + 1 != history.epochs.len() {
+                    model.params = w;
+                    history.restored_best = true;
+                }
             }
         }
     }
-    Ok(history)
+}
+
+/// A forward program over `features` [rows, inputs], with `model`'s
+/// parameters uploaded to `backend`.
+fn upload_predictor(
+    model: &Model,
+    features: &[f32],
+    rows: usize,
+    backend: &mut dyn Backend,
+) -> Result<Predictor> {
+    let params = backend.alloc(model.params.len(), "params")?;
+    backend.write(params, 0, &model.params)?;
+    Predictor::new(backend, model, params, features, rows)
 }
 
 /// The forward pass of every task for `features` [rows, inputs].
@@ -228,10 +230,7 @@ pub fn forward(
     rows: usize,
     backend: &mut dyn Backend,
 ) -> Result<Outputs> {
-    let params = backend.alloc(model.params.len(), "params")?;
-    backend.write(params, 0, &model.params)?;
-    let p = Predictor::new(backend, model, params, features, rows)?;
-    p.run(backend)
+    upload_predictor(model, features, rows, backend)?.run(backend)
 }
 
 /// The learned allocation of a gated model: per task, the mean over `rows`
@@ -242,10 +241,7 @@ pub fn allocation(
     rows: usize,
     backend: &mut dyn Backend,
 ) -> Result<Option<Vec<Vec<f32>>>> {
-    let params = backend.alloc(model.params.len(), "params")?;
-    backend.write(params, 0, &model.params)?;
-    let p = Predictor::new(backend, model, params, features, rows)?;
-    p.mean_gates(backend)
+    upload_predictor(model, features, rows, backend)?.mean_gates(backend)
 }
 
 /// `model`'s loss on `data`: Σ_j w_j L_j with the configured weights, and the

@@ -4,12 +4,13 @@ pub mod config;
 pub mod fit;
 pub mod metrics;
 pub mod predict;
+pub mod step;
 pub mod trainer;
 pub mod weighting;
 
+pub use crate::backend::select::{open_backend, BackendChoice};
 pub use fit::{
-    allocation, evaluate, evaluate_loss, fit, forward, open_backend, predict, BackendChoice,
-    EpochReport, Event, History,
+    allocation, evaluate, evaluate_loss, fit, forward, predict, EpochReport, Event, History,
 };
 pub use predict::{task_losses, weighted_loss, Outputs, Predictions, Predictor, TaskPrediction};
 pub use trainer::{StepLoss, Trainer};

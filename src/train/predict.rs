@@ -2,11 +2,13 @@
 //! chunks of `PREDICT_BATCH` rows (one program prepared once, replayed per chunk).
 
 use crate::backend::{Backend, ProgramId};
+use crate::data::Dataset;
 use crate::model::network::{MemberOutputs, OutputForm};
-use crate::model::{Model, TaskKind};
+use crate::model::{Model, TaskKind, TaskSpec};
 use crate::ops::*;
 use crate::train::metrics::{self, TaskMetrics};
-use crate::{Dataset, Error, Result};
+use crate::train::step::gather::RowSource;
+use crate::{Error, Result};
 
 /// Rows per forward chunk.
 pub const PREDICT_BATCH: usize = 1024;
@@ -76,20 +78,14 @@ impl Predictor {
         let graph = model
             .network
             .graph(backend, &model.spec, batch, false, params, None)?;
-        let mut ops = vec![Op::BatchGather {
-            args: GatherArgs {
-                batch: batch as u32,
-                width: inputs as u32,
-                src_rows: rows as u32,
-                pad_bits: 0,
-                idx_len: (chunks * batch) as u32,
-                ..Default::default()
-            },
-            src,
-            idx,
+        let rows_in = RowSource {
+            batch,
+            src_rows: rows,
+            order_len: chunks * batch,
+            order: idx,
             counters,
-            dst: graph.x,
-        }];
+        };
+        let mut ops = vec![rows_in.gather(src, inputs, 0, graph.x)];
         ops.extend(graph.forward.iter().cloned());
         let program = backend.prepare(&ops)?;
         Ok(Predictor {
@@ -107,6 +103,21 @@ impl Predictor {
         })
     }
 
+    /// Runs the program once per chunk of `batch` rows; after each run,
+    /// `read(backend, valid)` reads the chunk's first `valid` rows back.
+    fn each_chunk(
+        &self,
+        backend: &mut dyn Backend,
+        mut read: impl FnMut(&mut dyn Backend, usize) -> Result<()>,
+    ) -> Result<()> {
+        for chunk in 0..self.rows.div_ceil(self.batch) {
+            backend.write_u32(self.counters, 0, &[chunk as u32])?;
+            backend.run(self.program, 1)?;
+            read(backend, (self.rows - chunk * self.batch).min(self.batch))?;
+        }
+        Ok(())
+    }
+
     /// Per task, the mean over all rows of its gate's weight on each expert
     /// ([T][E]: the learned allocation); None for a model without gates.
     pub fn mean_gates(&self, backend: &mut dyn Backend) -> Result<Option<Vec<Vec<f32>>>> {
@@ -115,11 +126,7 @@ impl Predictor {
         };
         let tasks = self.outputs.len();
         let mut sum = vec![vec![0.0f64; experts]; tasks];
-        let chunks = self.rows.div_ceil(self.batch);
-        for chunk in 0..chunks {
-            backend.write_u32(self.counters, 0, &[chunk as u32])?;
-            backend.run(self.program, 1)?;
-            let valid = (self.rows - chunk * self.batch).min(self.batch);
+        self.each_chunk(backend, |backend, valid| {
             let g = backend.read(buf)?;
             for (j, s) in sum.iter_mut().enumerate() {
                 for n in 0..valid {
@@ -129,7 +136,8 @@ impl Predictor {
                     }
                 }
             }
-        }
+            Ok(())
+        })?;
         let rows = self.rows.max(1) as f64;
         Ok(Some(
             sum.into_iter()
@@ -147,11 +155,7 @@ impl Predictor {
             .iter()
             .map(|m| m.map(|m| vec![Vec::new(); m.members]))
             .collect();
-        let chunks = self.rows.div_ceil(self.batch);
-        for chunk in 0..chunks {
-            backend.write_u32(self.counters, 0, &[chunk as u32])?;
-            backend.run(self.program, 1)?;
-            let valid = (self.rows - chunk * self.batch).min(self.batch);
+        self.each_chunk(backend, |backend, valid| {
             for j in 0..tasks {
                 let c = self.outputs[j];
                 if self.stacked[j] == 1 {
@@ -170,7 +174,8 @@ impl Predictor {
                     }
                 }
             }
-        }
+            Ok(())
+        })?;
         let mut form = self.form.clone();
         for j in 0..tasks {
             if self.stacked[j] > 1 {
@@ -299,43 +304,34 @@ pub fn to_predictions(model: &Model, out: Outputs, rows: usize) -> Predictions {
 /// labels in `data` has loss 0.
 pub fn task_losses(model: &Model, out: &Outputs, data: &Dataset) -> Vec<f32> {
     use crate::cpu::loss;
-    model
-        .spec
-        .tasks
-        .iter()
-        .enumerate()
-        .map(|(j, t)| {
-            let z = &out.combined[j];
-            let labels = &data.targets[j];
-            let a = LossArgs {
-                rows: data.rows as u32,
-                outputs: t.outputs as u32,
-                ..Default::default()
-            };
-            let mut dz = vec![0.0; z.len()];
-            let mut stats = vec![0.0; 2 * data.rows];
-            let probabilities = out.form[j] == OutputForm::Probabilities;
-            match t.kind {
-                TaskKind::Binary if probabilities => {
-                    loss::bce_prob(&a, z, labels, &mut dz, &mut stats)
-                }
-                TaskKind::Binary => loss::bce(&a, z, labels, &mut dz, &mut stats),
-                TaskKind::Multiclass if probabilities => {
-                    loss::ce_prob(&a, z, labels, &mut dz, &mut stats)
-                }
-                TaskKind::Multiclass => loss::softmax_ce(&a, z, labels, &mut dz, &mut stats),
-                TaskKind::Regression => loss::mse(&a, z, labels, &mut dz, &mut stats),
+    per_task(model, data, |j, t, labels| {
+        let z = &out.combined[j];
+        let a = LossArgs {
+            rows: data.rows as u32,
+            outputs: t.outputs as u32,
+            ..Default::default()
+        };
+        let mut dz = vec![0.0; z.len()];
+        let mut stats = vec![0.0; 2 * data.rows];
+        let probabilities = out.form[j] == OutputForm::Probabilities;
+        match t.kind {
+            TaskKind::Binary if probabilities => loss::bce_prob(&a, z, labels, &mut dz, &mut stats),
+            TaskKind::Binary => loss::bce(&a, z, labels, &mut dz, &mut stats),
+            TaskKind::Multiclass if probabilities => {
+                loss::ce_prob(&a, z, labels, &mut dz, &mut stats)
             }
-            let (total, count) = stats.chunks_exact(2).fold((0.0f64, 0.0f64), |(l, c), s| {
-                (l + s[0] as f64, c + s[1] as f64)
-            });
-            if count > 0.0 {
-                (total / count) as f32
-            } else {
-                0.0
-            }
-        })
-        .collect()
+            TaskKind::Multiclass => loss::softmax_ce(&a, z, labels, &mut dz, &mut stats),
+            TaskKind::Regression => loss::mse(&a, z, labels, &mut dz, &mut stats),
+        }
+        let (total, count) = stats.chunks_exact(2).fold((0.0f64, 0.0f64), |(l, c), s| {
+            (l + s[0] as f64, c + s[1] as f64)
+        });
+        if count > 0.0 {
+            (total / count) as f32
+        } else {
+            0.0
+        }
+    })
 }
 
 /// Σ_j w_j L_j with the configured task weights w_j (see [`task_losses`]).
@@ -349,28 +345,33 @@ pub fn weighted_loss(model: &Model, task_losses: &[f32]) -> f32 {
 /// Per-task metrics of a forward pass against a dataset's labels. Regression
 /// metrics are in the data's units (standardised CSV targets are mapped back).
 pub fn task_metrics(model: &Model, out: &Outputs, data: &Dataset) -> Vec<(String, TaskMetrics)> {
-    model
-        .spec
-        .tasks
-        .iter()
-        .enumerate()
-        .map(|(j, t)| {
-            let labels = &data.targets[j];
-            let logits = out.form[j] == OutputForm::Logits;
-            let z = &out.combined[j];
-            let m = match t.kind {
-                TaskKind::Binary => metrics::binary(z, labels, t.outputs, logits),
-                TaskKind::Multiclass => metrics::multiclass(z, labels, t.outputs),
-                TaskKind::Regression => {
-                    let (mut p, mut y) = (z.clone(), labels.clone());
-                    if let Some(pre) = &model.preprocess {
-                        pre.unscale_regression(j, &mut p);
-                        pre.unscale_regression(j, &mut y);
-                    }
-                    metrics::regression(&p, &y, t.outputs)
+    per_task(model, data, |j, t, labels| {
+        let logits = out.form[j] == OutputForm::Logits;
+        let z = &out.combined[j];
+        let m = match t.kind {
+            TaskKind::Binary => metrics::binary(z, labels, t.outputs, logits),
+            TaskKind::Multiclass => metrics::multiclass(z, labels, t.outputs),
+            TaskKind::Regression => {
+                let (mut p, mut y) = (z.clone(), labels.to_vec());
+                if let Some(pre) = &model.preprocess {
+                    pre.unscale_regression(j, &mut p);
+                    pre.unscale_regression(j, &mut y);
                 }
-            };
-            (t.name.clone(), m)
-        })
+                metrics::regression(&p, &y, t.outputs)
+            }
+        };
+        (t.name.clone(), m)
+    })
+}
+
+/// `f(j, task, labels)` for each task j of `model`, with its labels in `data`.
+fn per_task<T>(
+    model: &Model,
+    data: &Dataset,
+    mut f: impl FnMut(usize, &TaskSpec, &[f32]) -> T,
+) -> Vec<T> {
+    (model.spec.tasks.iter().zip(&data.targets))
+        .enumerate()
+        .map(|(j, (t, labels))| f(j, t, labels))
         .collect()
 }

@@ -4,13 +4,16 @@
 //! one recorded program, replayed `STEPS_PER_SUBMIT` steps per submit. Per-step
 //! losses accumulate in a device buffer read once per epoch.
 
-use super::bagging;
+use super::config::TrainConfig;
+use super::step::gather::{self, ResidentData, StepCursor};
+use super::step::loss::{self, LossBuffers};
+use super::step::optimizer::{self, ParamBuffers};
+use super::step::StepShape;
 use super::weighting::{GradnormBufs, Weighter};
 use crate::backend::{Backend, ProgramId};
-use crate::io::{Dataset, OptimizerKind, TrainConfig, Weighting};
-use crate::model::network::OutputForm;
-use crate::model::{Model, TaskKind};
-use crate::ops::*;
+use crate::data::Dataset;
+use crate::model::Model;
+use crate::ops::{BufId, Op, PAD_INDEX};
 use crate::{Error, Result};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
@@ -28,16 +31,12 @@ pub struct StepLoss {
     pub tasks: Vec<f32>,
 }
 
-/// Device buffers of one training run.
+/// Device buffers the trainer touches between steps.
 struct Buffers {
-    params: BufId,
-    grads: BufId,
-    /// Adam's first moment, or SGD's velocity.
-    m: BufId,
-    /// Adam's second moment (unused by SGD).
-    v: BufId,
-    counters: BufId,
-    idx: BufId,
+    /// Parameters, gradients, optimizer state.
+    state: ParamBuffers,
+    cursor: StepCursor,
+    /// The loss log [steps, T + 1].
     log: BufId,
     /// λ_j of the step.
     lambda: BufId,
@@ -50,10 +49,7 @@ pub struct Trainer {
     backend: Box<dyn Backend>,
     bufs: Buffers,
     step: ProgramId,
-    rows: usize,
-    batch: usize,
-    steps_per_epoch: usize,
-    tasks: usize,
+    shape: StepShape,
     shuffle: bool,
     rng: ChaCha8Rng,
     epoch: usize,
@@ -96,7 +92,9 @@ pub fn check_data(model: &Model, data: &Dataset, what: &str) -> Result<()> {
 }
 
 impl Trainer {
-    /// Uploads `model` and `train` to `backend` and records the training step.
+    /// Uploads `model` and `train` to `backend` and records the training
+    /// step: gather, forward, losses and their weighting, backward, optimizer
+    /// (the pieces are in `step`).
     pub fn new(
         mut backend: Box<dyn Backend>,
         model: &Model,
@@ -110,231 +108,67 @@ impl Trainer {
             &model.spec,
             &model.network,
         )?;
-        if train.rows == 0 {
-            return Err(Error::Invalid("the training data has no rows".into()));
-        }
-        let b = backend.as_mut();
-        let net = &model.network;
-        let spec = &model.spec;
-        let (rows, batch, tasks) = (train.rows, cfg.batch_size, spec.tasks.len());
-        let steps_per_epoch = rows.div_ceil(batch);
-        let p = net.layout.len;
+        let shape = StepShape::new(train.rows, cfg.batch_size, model.spec.tasks.len())?;
+        let (b, spec) = (backend.as_mut(), &model.spec);
 
-        // Parameters, gradients, optimizer state: one layout, four buffers.
-        let params = b.alloc(p, "params")?;
-        b.write(params, 0, &model.params)?;
-        let grads = b.alloc(p, "grads")?;
-        let m = b.alloc(p, "adam.m")?;
-        let v = b.alloc(p, "adam.v")?;
-        let counters = b.alloc(2, "counters")?;
-        let idx = b.alloc(steps_per_epoch * batch, "row order")?;
-
-        // The dataset, resident for the whole run.
-        let features = b.alloc(rows * train.inputs, "dataset features")?;
-        b.write(features, 0, &train.features)?;
-        // Bagging: every member's labels side by side, masked outside its sample.
-        let bagged = spec
-            .ensemble()
-            .filter(|e| e.bagging)
-            .map(|e| bagging::bootstrap_masks(rows, e.members.len(), cfg.seed));
-        let label_members = bagged.as_ref().map_or(1, |m| m.len());
-        let mut label_data = Vec::new();
-        for (j, t) in spec.tasks.iter().enumerate() {
-            let labels = match &bagged {
-                Some(masks) => bagging::bag_labels(&train.targets[j], t.label_width(), masks),
-                None => train.targets[j].clone(),
-            };
-            let buf = b.alloc(labels.len(), &format!("dataset labels {}", t.name))?;
-            b.write(buf, 0, &labels)?;
-            label_data.push(buf);
-        }
-
-        // Batch buffers.
-        let graph = net.graph(b, spec, batch, true, params, Some(grads))?;
-        let mut label_batch = Vec::new();
-        for t in &spec.tasks {
-            label_batch.push(b.alloc(
-                batch * label_members * t.label_width(),
-                &format!("labels {}", t.name),
-            )?);
-        }
-        // Rows each loss sees: the batch, or M·batch for members trained one by one.
-        let loss_rows = graph.stacked.iter().max().copied().unwrap_or(1) * batch;
-        let stats = b.alloc(tasks * loss_rows * 2, "loss stats")?;
-        let lambda = b.alloc(tasks, "task weights")?;
-        let out = b.alloc(2 * tasks + 1, "task losses")?;
-        let log = b.alloc(steps_per_epoch * (tasks + 1), "loss log")?;
+        // Buffers: parameters and optimizer state, the step's position, the
+        // resident dataset, the graph's activations, the batch's labels, the
+        // losses and GradNorm's state.
+        let state = ParamBuffers::upload(b, model)?;
+        let cursor = StepCursor::alloc(b, &shape)?;
+        let data = ResidentData::upload(b, spec, train, cfg.seed)?;
+        let graph =
+            model
+                .network
+                .graph(b, spec, shape.batch, true, state.params, Some(state.grads))?;
+        let label_batch = gather::alloc_label_batch(b, spec, shape.batch, &data)?;
+        let losses = LossBuffers::alloc(b, &shape, &graph)?;
+        let gradnorm = GradnormBufs::alloc(b, shape.tasks, losses.lambda, losses.out, state.grads)?;
 
         // The step, in order.
-        let idx_len = (steps_per_epoch * batch) as u32;
-        let mut ops = vec![Op::BatchGather {
-            args: GatherArgs {
-                batch: batch as u32,
-                width: spec.inputs as u32,
-                src_rows: rows as u32,
-                pad_bits: 0,
-                idx_len,
-                ..Default::default()
-            },
-            src: features,
-            idx,
-            counters,
-            dst: graph.x,
-        }];
-        for (j, t) in spec.tasks.iter().enumerate() {
-            ops.push(Op::BatchGather {
-                args: GatherArgs {
-                    batch: batch as u32,
-                    width: (label_members * t.label_width()) as u32,
-                    src_rows: rows as u32,
-                    pad_bits: MISSING_BITS,
-                    idx_len,
-                    ..Default::default()
-                },
-                src: label_data[j],
-                idx,
-                counters,
-                dst: label_batch[j],
-            });
-        }
+        let mut ops = gather::gather_ops(spec, &shape, &cursor, &data, graph.x, &label_batch);
         ops.extend(graph.forward.iter().cloned());
-        for (j, t) in spec.tasks.iter().enumerate() {
-            let stacked = graph.stacked[j];
-            let args = LossArgs {
-                rows: (stacked * batch) as u32,
-                outputs: t.outputs as u32,
-                stats_off: (2 * j * loss_rows) as u32,
-                label_rows: if stacked > 1 { batch as u32 } else { 0 },
-                label_members: if bagged.is_some() {
-                    label_members as u32
-                } else {
-                    0
-                },
-                ..Default::default()
-            };
-            let (z, label) = (graph.logits[j], label_batch[j]);
-            let dz = graph.logits_grad[j].expect("training graph");
-            let probabilities = graph.form[j] == OutputForm::Probabilities;
-            let kind = match t.kind {
-                TaskKind::Binary if probabilities => LossKind::BceProb,
-                TaskKind::Binary => LossKind::Bce,
-                TaskKind::Multiclass if probabilities => LossKind::CeProb,
-                TaskKind::Multiclass => LossKind::SoftmaxCe,
-                TaskKind::Regression => LossKind::Mse,
-            };
-            ops.push(Op::Loss {
-                kind,
-                args,
-                z,
-                label,
-                dz,
-                stats,
-            });
-        }
-        ops.extend(weighter.before_reduce(params, lambda));
-        ops.push(Op::MultitaskLossReduce {
-            args: ReduceArgs {
-                tasks: tasks as u32,
-                rows: loss_rows as u32,
-                log_slots: steps_per_epoch as u32,
-                _pad: 0,
-            },
-            stats,
-            lambda,
-            counters,
-            out,
-            log,
-        });
-        ops.extend(weighter.after_reduce(params, counters, out, grads, log, steps_per_epoch));
-        for (j, t) in spec.tasks.iter().enumerate() {
-            ops.push(Op::LossGradScale {
-                args: ScaleArgs {
-                    len: (graph.stacked[j] * batch * t.outputs) as u32,
-                    scale_index: (tasks + j) as u32,
-                    dz_off: 0,
-                    _pad: 0,
-                },
-                out,
-                dz: graph.logits_grad[j].expect("training graph"),
-            });
-        }
-        ops.extend(graph.backward.iter().cloned());
-        let norms = b.alloc(tasks, "gradnorm norms")?;
-        let initial = b.alloc(tasks, "gradnorm initial losses")?;
-        if weighter.kind == Weighting::GradNorm && graph.rep_split.is_none() {
-            return Err(Error::Invalid(
-                "weighting = \"gradnorm\": this architecture does not expose a shared representation"
-                    .into(),
-            ));
-        }
-        ops.extend(weighter.after_backward(
-            graph.rep_split,
-            GradnormBufs {
-                lambda,
-                norms,
-                out,
-                initial,
-                grads,
-            },
+        ops.extend(loss::loss_ops(
+            spec,
+            &shape,
+            &graph,
+            &label_batch,
+            data.bagged,
+            &losses,
         ));
-        let o = &cfg.optimizer;
-        for range in net.trainable() {
-            let (p_off, len) = (range.start as u32, range.len() as u32);
-            ops.push(match o.kind {
-                OptimizerKind::Adam => Op::AdamUpdate {
-                    args: AdamArgs {
-                        len,
-                        p_off,
-                        style: match o.style {
-                            crate::io::AdamStyle::Keras => 0,
-                            crate::io::AdamStyle::Torch => 1,
-                        },
-                        _pad: 0,
-                        lr: o.lr,
-                        beta1: o.beta1,
-                        beta2: o.beta2,
-                        eps: o.eps,
-                    },
-                    grads,
-                    counters,
-                    params,
-                    m,
-                    v,
-                },
-                OptimizerKind::Sgd => Op::SgdUpdate {
-                    args: SgdArgs {
-                        len,
-                        p_off,
-                        lr: o.lr,
-                        momentum: o.momentum,
-                    },
-                    grads,
-                    params,
-                    velocity: m,
-                },
-            });
-        }
-        ops.push(Op::StepAdvance { counters });
+        ops.extend(weighter.before_reduce(state.params, losses.lambda));
+        ops.push(loss::reduce_op(&shape, &cursor, &losses));
+        ops.extend(weighter.after_reduce(
+            state.params,
+            cursor.counters,
+            losses.out,
+            state.grads,
+            losses.log,
+            shape.steps_per_epoch,
+        ));
+        ops.extend(loss::grad_scale_ops(spec, &shape, &graph, &losses));
+        ops.extend(graph.backward.iter().cloned());
+        ops.extend(weighter.after_backward(graph.rep_split, gradnorm));
+        ops.extend(optimizer::update_ops(
+            model,
+            &cfg.optimizer,
+            &state,
+            &cursor,
+        ));
+
         let flops_per_step = ops.iter().map(Op::flops).sum();
         let step = b.prepare(&ops)?;
         Ok(Trainer {
             backend,
             bufs: Buffers {
-                params,
-                grads,
-                m,
-                v,
-                counters,
-                idx,
-                log,
-                lambda,
-                initial,
+                state,
+                cursor,
+                log: losses.log,
+                lambda: losses.lambda,
+                initial: gradnorm.initial,
             },
             step,
-            rows,
-            batch,
-            steps_per_epoch,
-            tasks,
+            shape,
             shuffle: cfg.shuffle,
             rng: ChaCha8Rng::seed_from_u64(cfg.seed),
             epoch: 0,
@@ -348,7 +182,7 @@ impl Trainer {
 
     /// Optimizer steps in one epoch (the last batch may be partial).
     pub fn steps_per_epoch(&self) -> usize {
-        self.steps_per_epoch
+        self.shape.steps_per_epoch
     }
 
     /// Floating-point operations of one step's matrix products.
@@ -368,17 +202,17 @@ impl Trainer {
 
     /// The device buffer holding the parameters (for evaluation on the same backend).
     pub fn params_buffer(&self) -> BufId {
-        self.bufs.params
+        self.bufs.state.params
     }
 
     /// The row order of the next epoch: seeded shuffle or file order, padded
     /// to whole batches with `PAD_INDEX`.
     fn row_order(&mut self) -> Vec<u32> {
-        let mut order: Vec<u32> = (0..self.rows as u32).collect();
+        let mut order: Vec<u32> = (0..self.shape.rows as u32).collect();
         if self.shuffle {
             order.shuffle(&mut self.rng);
         }
-        order.resize(self.steps_per_epoch * self.batch, PAD_INDEX);
+        order.resize(self.shape.order_len(), PAD_INDEX);
         order
     }
 
@@ -394,14 +228,15 @@ impl Trainer {
         if let Some(l0) = self.weighter.initial_losses() {
             b.write(self.bufs.initial, 0, &l0)?;
         }
-        b.write_u32(self.bufs.idx, 0, &order)?;
-        b.write_u32(self.bufs.counters, 0, &[0, self.global_step as u32])?;
+        b.write_u32(self.bufs.cursor.order, 0, &order)?;
+        b.write_u32(self.bufs.cursor.counters, 0, &[0, self.global_step as u32])?;
+        let steps = self.shape.steps_per_epoch;
         let mut done = 0;
-        while done < self.steps_per_epoch {
-            let k = (self.steps_per_epoch - done).min(STEPS_PER_SUBMIT as usize);
+        while done < steps {
+            let k = (steps - done).min(STEPS_PER_SUBMIT as usize);
             b.run(self.step, k as u32)?;
             done += k;
-            progress(done, self.steps_per_epoch);
+            progress(done, steps);
         }
         let log = b.read(self.bufs.log)?;
         // λ the host wrote is known; only the device-computed kind is read back (T values).
@@ -411,8 +246,8 @@ impl Trainer {
         };
         self.lambda_history.push(lambda);
         self.epoch += 1;
-        self.global_step += self.steps_per_epoch as u64;
-        let t = self.tasks;
+        self.global_step += steps as u64;
+        let t = self.shape.tasks;
         let steps: Vec<StepLoss> = log
             .chunks_exact(t + 1)
             .map(|c| StepLoss {
@@ -433,18 +268,14 @@ impl Trainer {
 
     /// Reads the current parameters back into `model`.
     pub fn download(&mut self, model: &mut Model) -> Result<()> {
-        model.params = self.backend.read(self.bufs.params)?;
+        model.params = self.backend.read(self.bufs.state.params)?;
         Ok(())
     }
 
     /// Optimizer state (first and second moments) and gradients of the last
     /// step, for checkpoints and tests.
     pub fn optimizer_state(&mut self) -> Result<(Vec<f32>, Vec<f32>, Vec<f32>)> {
-        let b = self.backend.as_mut();
-        Ok((
-            b.read(self.bufs.m)?,
-            b.read(self.bufs.v)?,
-            b.read(self.bufs.grads)?,
-        ))
+        let (b, p) = (self.backend.as_mut(), &self.bufs.state);
+        Ok((b.read(p.m)?, b.read(p.v)?, b.read(p.grads)?))
     }
 }

@@ -23,7 +23,8 @@
 //!   LibMTL's default takes the norms over the shared parameters; this is its
 //!   `rep_grad` form, one sum of squares per task instead of one backward per task.
 
-use crate::io::Weighting;
+use super::config::Weighting;
+use crate::backend::Backend;
 use crate::model::network::Network;
 use crate::model::ModelSpec;
 use crate::ops::{BufId, GradnormArgs, Op, WeightingArgs};
@@ -67,13 +68,7 @@ impl Weighter {
                         .into(),
                 ))
             }
-            Weighting::GradNorm if p_off.is_none() => {
-                return Err(Error::Invalid(
-                    "weighting = \"gradnorm\" needs the model's `weighting.gradnorm.<task>` \
-                     parameters: build the spec with `gradnorm = true` (a config does this)"
-                        .into(),
-                ))
-            }
+            Weighting::GradNorm => net.check_gradnorm()?,
             _ => {}
         }
         Ok(Weighter {
@@ -122,24 +117,28 @@ impl Weighter {
     }
 
     /// Ops of the step after the graph's backward, before the optimizer
-    /// (GradNorm: `split` = the per-task representation gradients [T, len]).
+    /// (GradNorm: `split` = the per-task representation gradients [T, len],
+    /// which [`Network::check_gradnorm`] made sure the graph has).
     pub fn after_backward(&self, split: Option<(BufId, usize)>, bufs: GradnormBufs) -> Vec<Op> {
-        match (self.kind, split) {
-            (Weighting::GradNorm, Some((split, len))) => vec![
-                Op::GradnormSumsq {
-                    args: self.gradnorm_args(len),
-                    split,
-                    norms: bufs.norms,
-                },
-                Op::GradnormUpdate {
-                    args: self.gradnorm_args(len),
-                    lambda: bufs.lambda,
-                    norms: bufs.norms,
-                    out: bufs.out,
-                    initial: bufs.initial,
-                    grads: bufs.grads,
-                },
-            ],
+        match self.kind {
+            Weighting::GradNorm => {
+                let (split, len) = split.expect("check_gradnorm: a shared representation");
+                vec![
+                    Op::GradnormSumsq {
+                        args: self.gradnorm_args(len),
+                        split,
+                        norms: bufs.norms,
+                    },
+                    Op::GradnormUpdate {
+                        args: self.gradnorm_args(len),
+                        lambda: bufs.lambda,
+                        norms: bufs.norms,
+                        out: bufs.out,
+                        initial: bufs.initial,
+                        grads: bufs.grads,
+                    },
+                ]
+            }
             _ => Vec::new(),
         }
     }
@@ -214,6 +213,26 @@ pub struct GradnormBufs {
     /// [T] L_j(0).
     pub initial: BufId,
     pub grads: BufId,
+}
+
+impl GradnormBufs {
+    /// Allocates GradNorm's own buffers (`norms`, `initial`) next to the
+    /// step's λ, reduce output and gradients.
+    pub fn alloc(
+        b: &mut dyn Backend,
+        tasks: usize,
+        lambda: BufId,
+        out: BufId,
+        grads: BufId,
+    ) -> Result<GradnormBufs> {
+        Ok(GradnormBufs {
+            lambda,
+            norms: b.alloc(tasks, "gradnorm norms")?,
+            out,
+            initial: b.alloc(tasks, "gradnorm initial losses")?,
+            grads,
+        })
+    }
 }
 
 /// DWA's weights for the next epoch from the epoch-mean losses so far.

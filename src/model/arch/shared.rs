@@ -159,9 +159,7 @@ impl SharedNet {
         let (t_n, n) = (self.heads.len(), pass.n);
         let width = self.trunk.last().map_or(0, |l| l.slot.outputs);
         let Some(dtrunk) = trunk_grad else {
-            return Err(crate::Error::Invalid(
-                "weighting = \"gradnorm\" needs a shared layer: the model has no trunk".into(),
-            ));
+            return Err(crate::model::network::gradnorm_without_trunk());
         };
         let split = b.alloc(t_n * n * width, "per-task trunk gradients")?;
         let ones = ones(b, n * t_n)?;

@@ -1,5 +1,8 @@
 //! The one flat interface both backends implement: buffers, and programs
-//! (lists of ops) prepared once and run many times.
+//! (lists of ops) prepared once and run many times. [`select`] opens one of
+//! the two (`open_backend`, `BackendChoice`).
+
+pub mod select;
 
 use crate::ops::{BufId, Op};
 use crate::Result;

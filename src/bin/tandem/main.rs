@@ -1,0 +1,135 @@
+//! The `tandem` command line: train, eval, predict, inspect, info; one file
+//! per subcommand.
+
+mod eval;
+mod info;
+mod inspect;
+mod output;
+mod predict;
+mod train;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(
+    name = "tandem",
+    version,
+    about = "Multi-task models and ensembles, trained on any GPU"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Train the model a config describes; prints per-task validation metrics each epoch.
+    Train {
+        /// The run's config (TOML).
+        config: PathBuf,
+        /// Initial weights (safetensors, tensor names as in the docs) instead of a seeded init.
+        #[arg(long)]
+        init: Option<PathBuf>,
+        /// Where to save the trained model (safetensors with the spec in its metadata).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Per-step losses as CSV: step,epoch,loss,<task>_loss...
+        #[arg(long)]
+        log: Option<PathBuf>,
+        /// auto (GPU when an adapter exists, else CPU), gpu or cpu.
+        #[arg(long, default_value = "auto")]
+        backend: String,
+        /// No progress bar.
+        #[arg(long)]
+        quiet: bool,
+    },
+    /// Per-task metrics of a saved model on a config's data.
+    Eval {
+        model: PathBuf,
+        /// A config whose [data] to evaluate on.
+        #[arg(long)]
+        data: PathBuf,
+        /// Only the config's validation rows (the same seeded split as training).
+        #[arg(long)]
+        validation: bool,
+        #[arg(long, default_value = "auto")]
+        backend: String,
+    },
+    /// Predictions of a saved model for a feature file.
+    Predict {
+        model: PathBuf,
+        /// Features: .npy [N, inputs] or .csv with the training columns.
+        #[arg(long)]
+        features: PathBuf,
+        /// Output: .csv (one column per output, class names for multiclass) or .npy [N, Σ outputs].
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, default_value = "auto")]
+        backend: String,
+    },
+    /// What a saved model learned about its tasks: per task, the mean gate weight on
+    /// each expert over a config's data (the allocation), and the task weights by epoch;
+    /// writes both as PNG figures.
+    Inspect {
+        model: PathBuf,
+        /// A config whose [data] to compute the allocation on.
+        #[arg(long)]
+        data: PathBuf,
+        /// The allocation heatmap (PNG).
+        #[arg(long, default_value = "allocation.png")]
+        heatmap: PathBuf,
+        /// The task weights over epochs (PNG).
+        #[arg(long, default_value = "task_weights.png")]
+        weights_plot: PathBuf,
+        #[arg(long, default_value = "auto")]
+        backend: String,
+    },
+    /// GPU adapters, the backend `auto` picks, and its limits.
+    Info,
+}
+
+fn main() {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
+        .format_timestamp(None)
+        .format_target(false)
+        .init();
+    if let Err(e) = run(Cli::parse()) {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Train {
+            config,
+            init,
+            out,
+            log,
+            backend,
+            quiet,
+        } => train::train(&config, init, out, log, &backend, quiet),
+        Command::Eval {
+            model,
+            data,
+            validation,
+            backend,
+        } => eval::eval(&model, &data, validation, &backend),
+        Command::Predict {
+            model,
+            features,
+            out,
+            backend,
+        } => predict::predict(&model, &features, &out, &backend),
+        Command::Inspect {
+            model,
+            data,
+            heatmap,
+            weights_plot,
+            backend,
+        } => inspect::inspect(&model, &data, &heatmap, &weights_plot, &backend),
+        Command::Info => info::info(),
+    }
+}

@@ -1,0 +1,43 @@
+//! The in-memory dataset: features and one label tensor per task, as the
+//! trainer uploads them. Loading one from files is `io::dataset`'s job.
+
+/// Features and labels of a set of rows, ready for a backend.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Dataset {
+    /// Number of rows N.
+    pub rows: usize,
+    /// Inputs per row I.
+    pub inputs: usize,
+    /// `[N, I]` row-major.
+    pub features: Vec<f32>,
+    /// One per task in `ModelSpec.tasks` order, `[N, task.label_width()]` row-major;
+    /// NaN = missing label. Multiclass: class indices as f32.
+    pub targets: Vec<Vec<f32>>,
+    /// One name per input column (`x{i}` for npy data, `column` / `column=category` for CSV).
+    pub feature_names: Vec<String>,
+}
+
+impl Dataset {
+    /// The rows `rows` (indices into this dataset), in that order.
+    pub fn select(&self, rows: &[usize]) -> Dataset {
+        let pick = |data: &[f32], width: usize| -> Vec<f32> {
+            rows.iter()
+                .flat_map(|&r| data[r * width..(r + 1) * width].iter().copied())
+                .collect()
+        };
+        Dataset {
+            rows: rows.len(),
+            inputs: self.inputs,
+            features: pick(&self.features, self.inputs),
+            targets: (0..self.targets.len())
+                .map(|t| pick(&self.targets[t], self.label_width(t)))
+                .collect(),
+            feature_names: self.feature_names.clone(),
+        }
+    }
+
+    /// Label values per row of task `task` (its `label_width`).
+    pub fn label_width(&self, task: usize) -> usize {
+        self.targets[task].len().checked_div(self.rows).unwrap_or(0)
+    }
+}

@@ -1,0 +1,51 @@
+//! The pieces of the recorded training step. `Trainer::new` allocates their
+//! buffers and appends their ops in this order, once per run:
+//!
+//! 1. [`gather`]: the batch's feature rows and label rows, from the dataset
+//!    resident on the device, in the epoch's row order;
+//! 2. the model's forward ops (its graph);
+//! 3. [`loss`]: each task's masked loss and its gradient dz; the weighting's
+//!    hooks (`super::weighting`) around the reduce to Σ λ_j L_j; dz scaled by
+//!    λ_j / count_j;
+//! 4. the model's backward ops, then GradNorm's update of its weight logits;
+//! 5. [`optimizer`]: Adam or SGD over every trainable range, then the step
+//!    counter advances.
+
+pub mod gather;
+pub mod loss;
+pub mod optimizer;
+
+use crate::{Error, Result};
+
+/// The sizes every piece of the step is built from.
+#[derive(Debug, Clone, Copy)]
+pub struct StepShape {
+    /// Training rows N.
+    pub rows: usize,
+    /// Rows per batch.
+    pub batch: usize,
+    /// Tasks T.
+    pub tasks: usize,
+    /// Optimizer steps per epoch (the last batch may be partial).
+    pub steps_per_epoch: usize,
+}
+
+impl StepShape {
+    /// The shape of a run over `rows` training rows; no rows is an error.
+    pub fn new(rows: usize, batch: usize, tasks: usize) -> Result<StepShape> {
+        if rows == 0 {
+            return Err(Error::Invalid("the training data has no rows".into()));
+        }
+        Ok(StepShape {
+            rows,
+            batch,
+            tasks,
+            steps_per_epoch: rows.div_ceil(batch),
+        })
+    }
+
+    /// Length of an epoch's row order: whole batches (padded with `PAD_INDEX`).
+    pub fn order_len(&self) -> usize {
+        self.steps_per_epoch * self.batch
+    }
+}
