@@ -1,5 +1,8 @@
 //! The in-memory dataset: features and one label tensor per task, as the
-//! trainer uploads them. Loading one from files is `io::dataset`'s job.
+//! trainer uploads them, and a training/validation split of one. Loading them
+//! from files is `io::dataset`'s job.
+
+use crate::model::spec::preprocess::Preprocess;
 
 /// Features and labels of a set of rows, ready for a backend.
 #[derive(Debug, Clone, PartialEq)]
@@ -40,4 +43,15 @@ impl Dataset {
     pub fn label_width(&self, task: usize) -> usize {
         self.targets[task].len().checked_div(self.rows).unwrap_or(0)
     }
+}
+
+/// A config's data split into training and validation rows.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Split {
+    /// Training rows, in file order.
+    pub train: Dataset,
+    /// Validation rows, in file order; `None` when `data.validation` is 0.
+    pub valid: Option<Dataset>,
+    /// The CSV preprocessing fitted on `train` (store it with the model); `None` for npy data.
+    pub preprocess: Option<Preprocess>,
 }

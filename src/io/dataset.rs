@@ -12,24 +12,13 @@ use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-use crate::data::Dataset;
+use crate::data::{Dataset, Split};
 use crate::error::{Error, Result};
 use crate::io::config::{Config, FeatureSource, TargetSource};
 use crate::io::npy;
 use crate::io::preprocess::Preprocess;
 use crate::io::table::{is_missing, Table};
 use crate::model::spec::{TaskKind, TaskSpec};
-
-/// A config's data split into training and validation rows.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Split {
-    /// Training rows, in file order.
-    pub train: Dataset,
-    /// Validation rows, in file order; `None` when `data.validation` is 0.
-    pub valid: Option<Dataset>,
-    /// The CSV preprocessing fitted on `train` (store it with the model); `None` for npy data.
-    pub preprocess: Option<Preprocess>,
-}
 
 /// Loads the data of `config`, split by `data.validation` with the seed `train.seed`.
 ///

@@ -14,11 +14,11 @@ pub mod plot;
 pub mod preprocess;
 pub mod table;
 
-pub use crate::data::Dataset;
+pub use crate::data::{Dataset, Split};
 pub use config::{
     AdamStyle, Combine, Config, DataConfig, EarlyStopping, FeatureSource, OptimizerConfig,
     OptimizerKind, TargetSource, TrainConfig, Weighting,
 };
-pub use dataset::{load_all, load_split, split_rows, Split};
+pub use dataset::{load_all, load_split, split_rows};
 pub use preprocess::{FeatureTransform, Features, Preprocess, Standardize, TargetTransform};
 pub use table::Table;
