@@ -1,6 +1,6 @@
 //! The tandem benchmark: how fast each backend on this machine runs the
-//! kernels training is made of. DESIGN.md §5 says performance is measured
-//! here, never by timed tests.
+//! kernels training is made of. Performance is measured here, never by timed
+//! tests.
 //!
 //! ```text
 //! cargo run --release --example bench -- [--quick] [--full] [--cpu-only] [--gpu-only]

@@ -7,11 +7,13 @@
 //! Shape letters used in comments throughout: N batch rows, I inputs,
 //! O outputs, C classes/outputs of a task, T tasks, E experts, M members.
 //!
-//! Layout: `kernel` (the list of kernels), `ops` (one kernel invocation),
-//! `cpu` (reference twins, same stems as `shaders/`), `gpu` (wgpu host),
-//! `backend` (the trait both implement, and choosing one), `data` (the
-//! in-memory dataset), `model` (spec, parameters, graphs), `train` (the
-//! trainer, evaluation, prediction), `io` (configs, files, weights).
+//! Layout, bottom up (docs/ARCHITECTURE.md has the map): `kernel` (the table
+//! of kernels and their argument structs), `ops` (one kernel invocation),
+//! `cpu` (the CPU twins, same stems as `shaders/`, with plain references of
+//! the fast paths), `gpu` (wgpu host), `backend` (the trait both implement,
+//! and choosing one), `model` (spec, parameters, graphs), `data` (the
+//! in-memory dataset), `train` (the training step, fit, evaluation,
+//! prediction), `io` (configs, data files, plots).
 
 // Shapes and indices are written `[N, O]`, `y[n, o]` in doc comments, which
 // rustdoc would read as links to items called `N` or `o`.
