@@ -1,9 +1,9 @@
 //! The run config (TOML): model, tasks, training, data, ensemble members.
 //!
-//! Parsing happens in three steps, one file each. [`raw`] mirrors the file exactly with serde
+//! Parsing happens in three steps, one file each. `raw` mirrors the file exactly with serde
 //! structs (`deny_unknown_fields`), so a misspelt key, a wrong type or a syntax error is reported
-//! by `toml` with a byte span, which [`validate`] turns into "line N" and the key's dotted path.
-//! [`convert`] then validates each section and turns it into the model spec, the training config
+//! by `toml` with a byte span, which `validate` turns into "line N" and the key's dotted path.
+//! `convert` then validates each section and turns it into the model spec, the training config
 //! and the data sources, every path resolved relative to the config file's directory. Validation
 //! errors on a value also name its line.
 
