@@ -293,7 +293,7 @@ fn missing_config_file_is_io_error() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Config: the golden configs' forms parse (text copied here; ../shared is not read)
+// Config: the golden configs' forms parse (text copied here, so the test stands on its own)
 // ---------------------------------------------------------------------------------------------
 
 #[test]
