@@ -74,7 +74,7 @@ fn functions(text: &str) -> Vec<(String, usize, usize)> {
         let code = &lines[i];
         let Some(at) = code.find("fn ") else { continue };
         let before = &code[..at];
-        let is_item = before.trim().split_whitespace().all(|w| {
+        let is_item = before.split_whitespace().all(|w| {
             matches!(w, "pub" | "const" | "unsafe" | "async" | "extern") || w.starts_with("pub(")
         });
         if !is_item || i >= test_from {
