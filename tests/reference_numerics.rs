@@ -6,7 +6,9 @@
 mod common;
 
 use tandem::cpu::CpuBackend;
-use tandem::ops::{BufId, LossArgs, LossKind, Op};
+use tandem::io::{AdamStyle, TrainConfig};
+use tandem::ops::{AdamArgs, BufId, LossArgs, LossKind, Op};
+use tandem::train::step::optimizer::adam_factors;
 use tandem::Backend;
 
 /// Runs `ops` once on `b` over buffers holding `inputs`; returns every buffer.
@@ -52,7 +54,7 @@ fn keras_bce_grad(p: f32, y: f32) -> f32 {
 
 #[test]
 fn probability_losses_keep_their_gradient_at_the_clip_boundary() {
-    assert_eq!(HI, 0.99999988);
+    assert_eq!(HI.to_bits(), 0x3F7F_FFFE, "0.99999988 = 1 − 2⁻²³");
     // bce_prob: both ends, both labels, and one step outside each end.
     let z = [HI, HI, LO, LO, 1.0, 0.0];
     let y = [0.0, 1.0, 0.0, 1.0, 0.0, 1.0];
@@ -120,5 +122,99 @@ fn probability_losses_keep_their_gradient_at_the_clip_boundary() {
             );
         }
         assert_eq!(&dz[4..], &[0.0, 0.0], "{name}: ce_prob outside the clip");
+    }
+}
+
+/// Gradients over several orders of magnitude, both signs.
+fn gradients(len: usize) -> Vec<f32> {
+    let u = common::random(14, 2 * len, -1.0, 1.0);
+    (0..len)
+        .map(|i| u[i] * 10f32.powf(4.0 * u[len + i].abs() - 3.0))
+        .collect()
+}
+
+/// The first Adam step over the same gradients, from zero parameters and
+/// moments, with the factors the trainer computes: only the optimizer's
+/// arithmetic can differ between the backends, and it must agree to 2e-7
+/// relative on every parameter (an f32 bias correction on the device was
+/// 1.00006× the CPU's).
+#[test]
+fn first_adam_step_is_the_same_on_cpu_and_gpu() {
+    let len = 3000;
+    let g = gradients(len);
+    for (style, form) in [(0u32, AdamStyle::Keras), (1, AdamStyle::Torch)] {
+        let o = tandem::io::OptimizerConfig {
+            style: form,
+            ..TrainConfig::default().optimizer
+        };
+        let args = AdamArgs {
+            len: len as u32,
+            style,
+            beta1: o.beta1,
+            beta2: o.beta2,
+            eps: o.eps,
+            ..Default::default()
+        };
+        let op = Op::AdamUpdate {
+            args,
+            grads: BufId(0),
+            counters: BufId(1),
+            factors: BufId(2),
+            params: BufId(3),
+            m: BufId(4),
+            v: BufId(5),
+        };
+        // Parameters start at 0, so after the step they are −(the update) exactly.
+        let counters: Vec<f32> = bytemuck::cast_slice(&[0u32, 0]).to_vec();
+        let factors = adam_factors(&o, 1).to_vec();
+        let zeros = vec![0.0; len];
+        let inputs = [
+            g.clone(),
+            counters,
+            factors,
+            zeros.clone(),
+            zeros.clone(),
+            zeros,
+        ];
+        let all = on_every_backend(&inputs, &[op]);
+        let cpu = &all[0].1[3];
+        assert!(cpu.iter().all(|&p| p != 0.0));
+        for (name, bufs) in &all[1..] {
+            let (mut worst, mut at) = (0.0f64, 0);
+            for (i, (&a, &b)) in bufs[3].iter().zip(cpu).enumerate() {
+                let rel = ((a as f64 - b as f64) / b as f64).abs();
+                if rel > worst {
+                    (worst, at) = (rel, i);
+                }
+            }
+            assert!(
+                worst <= 2e-7,
+                "style {style}: {name} update / cpu update − 1 reaches {worst:.3e} \
+                 (parameter {at}: {} vs {}, ratio {})",
+                bufs[3][at],
+                cpu[at],
+                bufs[3][at] / cpu[at]
+            );
+        }
+    }
+}
+
+#[test]
+fn adam_factors_are_the_exact_bias_corrections() {
+    let o = TrainConfig::default().optimizer;
+    let (lr, b1, b2) = (o.lr as f64, o.beta1 as f64, o.beta2 as f64);
+    for t in [1u64, 2, 10, 1000, 100_000] {
+        let (bc1, bc2) = (1.0 - b1.powi(t as i32), 1.0 - b2.powi(t as i32));
+        let keras = adam_factors(&o, t);
+        assert_eq!(keras, [(lr * bc2.sqrt() / bc1) as f32, 1.0], "t = {t}");
+        let torch = tandem::io::OptimizerConfig {
+            style: AdamStyle::Torch,
+            ..o
+        };
+        assert_eq!(
+            adam_factors(&torch, t),
+            [(lr / bc1) as f32, bc2.sqrt() as f32],
+            "t = {t}"
+        );
     }
 }

@@ -4,7 +4,7 @@
 //! one recorded program, replayed `STEPS_PER_SUBMIT` steps per submit. Per-step
 //! losses accumulate in a device buffer read once per epoch.
 
-use super::config::TrainConfig;
+use super::config::{OptimizerConfig, OptimizerKind, TrainConfig};
 use super::step::gather::{self, ResidentData, StepCursor};
 use super::step::loss::{self, LossBuffers};
 use super::step::optimizer::{self, ParamBuffers};
@@ -55,6 +55,7 @@ pub struct Trainer {
     epoch: usize,
     global_step: u64,
     flops_per_step: u64,
+    optimizer: OptimizerConfig,
     weighter: Weighter,
     /// The λ the host last wrote (fixed, DWA).
     host_lambda: Option<Vec<f32>>,
@@ -174,6 +175,7 @@ impl Trainer {
             epoch: 0,
             global_step: 0,
             flops_per_step,
+            optimizer: cfg.optimizer,
             weighter,
             host_lambda: None,
             lambda_history: Vec::new(),
@@ -231,6 +233,11 @@ impl Trainer {
         b.write_u32(self.bufs.cursor.order, 0, &order)?;
         b.write_u32(self.bufs.cursor.counters, 0, &[0, self.global_step as u32])?;
         let steps = self.shape.steps_per_epoch;
+        if self.optimizer.kind == OptimizerKind::Adam {
+            let factors =
+                optimizer::adam_factor_table(&self.optimizer, self.global_step + 1, steps);
+            b.write(self.bufs.cursor.adam_factors, 0, &factors)?;
+        }
         let mut done = 0;
         while done < steps {
             let k = (steps - done).min(STEPS_PER_SUBMIT as usize);

@@ -14,19 +14,28 @@ use crate::train::bagging;
 use crate::Result;
 
 /// The step's position: `counters` [2] = (the step within the epoch, which
-/// picks the gather's batch and the loss log's slot; the global step, Adam's
-/// t), and `order` [steps·batch], the epoch's row order.
+/// picks the gather's batch, the loss log's slot and Adam's factors; the
+/// global step), `order` [steps·batch], the epoch's row order, and
+/// `adam_factors` [steps, 2], Adam's bias-corrected factors of each step of
+/// the epoch (see `super::optimizer::adam_factors`); the host writes the last
+/// two at each epoch start.
 #[derive(Debug, Clone, Copy)]
 pub struct StepCursor {
     pub counters: BufId,
     pub order: BufId,
+    pub adam_factors: BufId,
 }
 
 impl StepCursor {
     pub fn alloc(b: &mut dyn Backend, shape: &StepShape) -> Result<StepCursor> {
         let counters = b.alloc(2, "counters")?;
         let order = b.alloc(shape.order_len(), "row order")?;
-        Ok(StepCursor { counters, order })
+        let adam_factors = b.alloc(2 * shape.steps_per_epoch, "adam factors")?;
+        Ok(StepCursor {
+            counters,
+            order,
+            adam_factors,
+        })
     }
 
     /// Where a gather over `src_rows` rows reads its row indices.
@@ -105,6 +114,7 @@ impl ResidentData {
                 Some(masks) => bagging::bag_labels(&train.targets[j], t.label_width(), masks),
                 None => train.targets[j].clone(),
             };
+
             let buf = b.alloc(values.len(), &format!("dataset labels {}", t.name))?;
             b.write(buf, 0, &values)?;
             labels.push(buf);
