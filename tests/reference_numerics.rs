@@ -6,10 +6,15 @@
 mod common;
 
 use tandem::cpu::CpuBackend;
+use tandem::io::Weighting;
 use tandem::io::{AdamStyle, TrainConfig};
+use tandem::model::Activation;
 use tandem::ops::{AdamArgs, BufId, LossArgs, LossKind, Op};
 use tandem::train::step::optimizer::adam_factors;
+use tandem::train::weighting::Weighter;
+use tandem::train::StepLoss;
 use tandem::Backend;
+use tandem::{fit, BackendChoice, Dataset, Model, ModelSpec, TaskKind, TaskSpec};
 
 /// Runs `ops` once on `b` over buffers holding `inputs`; returns every buffer.
 fn run(b: &mut dyn Backend, inputs: &[Vec<f32>], ops: &[Op]) -> Vec<Vec<f32>> {
@@ -216,5 +221,158 @@ fn adam_factors_are_the_exact_bias_corrections() {
             [(lr / bc1) as f32, bc2.sqrt() as f32],
             "t = {t}"
         );
+    }
+}
+
+/// A step's losses as the trainer reports them (the objective is not used here).
+fn step(tasks: [f32; 2], labels: [f32; 2], rows: usize) -> StepLoss {
+    StepLoss {
+        total: 0.0,
+        tasks: tasks.to_vec(),
+        rows,
+        labels: labels.to_vec(),
+    }
+}
+
+fn two_tasks() -> ModelSpec {
+    ModelSpec {
+        inputs: 3,
+        architecture: tandem::model::Architecture::Shared { trunk: vec![6] },
+        activation: Activation::Tanh,
+        tasks: vec![
+            TaskSpec {
+                name: "flag".into(),
+                kind: TaskKind::Binary,
+                weight: 1.0,
+                head: vec![],
+                outputs: 1,
+            },
+            TaskSpec {
+                name: "value".into(),
+                kind: TaskKind::Regression,
+                weight: 1.0,
+                head: vec![],
+                outputs: 1,
+            },
+        ],
+        ..Default::default()
+    }
+}
+
+/// LibMTL's DWA by hand: its loss meter keeps Σ_b L_b·bs_b / Σ_b bs_b per
+/// epoch, and λ = T·softmax((L̄(e−1)/L̄(e−2)) / 2). Batches of 3 and 1 rows:
+/// epoch 0: task 0 (1.0·3 + 0.5·1)/4 = 0.875, task 1 (2·3 + 1·1)/4 = 1.75;
+/// epoch 1: task 0 (0.5·3 + 0.25·1)/4 = 0.4375, task 1 (2·3 + 4·1)/4 = 2.5;
+/// r = (0.5, 1.428571), λ_0 = 2/(1 + e^((1.428571 − 0.5)/2)) = 0.771939.
+/// (Averaging per step instead would give 0.641643.)
+#[test]
+fn dwa_weighs_each_step_by_its_rows_as_libmtl() {
+    let model = Model::new(two_tasks(), 1);
+    let mut w = Weighter::new(Weighting::Dwa, None, &model.spec, &model.network).unwrap();
+    w.end_epoch(&[
+        step([1.0, 2.0], [3.0, 3.0], 3),
+        step([0.5, 1.0], [1.0, 1.0], 1),
+    ]);
+    assert_eq!(w.epoch_losses[0], vec![0.875, 1.75]);
+    w.end_epoch(&[
+        step([0.5, 2.0], [3.0, 3.0], 3),
+        step([0.25, 4.0], [1.0, 1.0], 1),
+    ]);
+    assert_eq!(w.epoch_losses[1], vec![0.4375, 2.5]);
+    let lambda = w.epoch_lambda().unwrap();
+    let want = [0.771_939_3, 1.228_060_7];
+    for j in 0..2 {
+        assert!((lambda[j] - want[j]).abs() < 1e-6, "{lambda:?} vs {want:?}");
+    }
+}
+
+/// 83 rows in batches of 20 (the last has 3), some labels missing.
+fn ragged(missing: bool) -> Dataset {
+    let rows = 83;
+    let features = common::random(21, rows * 3, -1.0, 1.0);
+    let x = |r: usize, c: usize| features[r * 3 + c];
+    let flag = (0..rows)
+        .map(|r| match missing && r % 6 == 1 {
+            true => f32::NAN,
+            false => (x(r, 0) + 0.5 * x(r, 1) > 0.0) as u8 as f32,
+        })
+        .collect();
+    let value = (0..rows)
+        .map(|r| match missing && (r % 4 == 0 || r >= 81) {
+            true => f32::NAN,
+            false => 2.0 * x(r, 2) - x(r, 1),
+        })
+        .collect();
+    Dataset {
+        rows,
+        inputs: 3,
+        features,
+        targets: vec![flag, value],
+        feature_names: vec![],
+    }
+}
+
+/// DWA in training, on the CPU and the GPU: each step reports its rows and
+/// present labels (counted here from the data, in file order), and the λ of
+/// the third epoch is T·softmax(r/2) over the label-weighted epoch means, which
+/// without missing labels is LibMTL's row-weighted mean.
+#[test]
+fn dwa_in_training_uses_label_weighted_epoch_means() {
+    let mut backends = vec![BackendChoice::Cpu];
+    if common::gpu().is_some() {
+        backends.push(BackendChoice::Gpu);
+    }
+    let cfg = TrainConfig {
+        epochs: 3,
+        batch_size: 20,
+        shuffle: false,
+        weighting: Weighting::Dwa,
+        optimizer: tandem::io::OptimizerConfig {
+            lr: 0.05,
+            ..TrainConfig::default().optimizer
+        },
+        ..TrainConfig::default()
+    };
+    for missing in [false, true] {
+        let data = ragged(missing);
+        let present = |j: usize, r: std::ops::Range<usize>| {
+            data.targets[j][r].iter().filter(|y| !y.is_nan()).count() as f32
+        };
+        for &choice in &backends {
+            let what = format!("{choice:?}, missing labels: {missing}");
+            let mut model = Model::new(two_tasks(), 2);
+            let backend = tandem::open_backend(choice).unwrap();
+            let h = fit(&mut model, &data, None, &cfg, backend, &mut |_| {}).unwrap();
+            let mut means = Vec::new();
+            for e in 0..2 {
+                let steps = &h.epochs[e].steps;
+                let rows: Vec<usize> = steps.iter().map(|s| s.rows).collect();
+                assert_eq!(rows, [20, 20, 20, 20, 3], "{what}");
+                for (s, st) in steps.iter().enumerate() {
+                    let r = 20 * s..(20 * s + 20).min(83);
+                    let want = [present(0, r.clone()), present(1, r)];
+                    assert_eq!(st.labels, want, "{what}: step {s}'s labels");
+                }
+                let mean = |j: usize| {
+                    let num: f64 = steps
+                        .iter()
+                        .map(|s| (s.tasks[j] * s.labels[j]) as f64)
+                        .sum();
+                    let den: f64 = steps.iter().map(|s| s.labels[j] as f64).sum();
+                    num / den
+                };
+                means.push([mean(0), mean(1)]);
+            }
+            let r = [means[1][0] / means[0][0], means[1][1] / means[0][1]];
+            let ex = [(r[0] / 2.0).exp(), (r[1] / 2.0).exp()];
+            let lambda = &h.epochs[2].task_weights;
+            for j in 0..2 {
+                let want = 2.0 * ex[j] / (ex[0] + ex[1]);
+                assert!(
+                    (lambda[j] as f64 - want).abs() < 1e-6,
+                    "{what}: λ = {lambda:?}, want {want} for task {j}"
+                );
+            }
+        }
     }
 }
