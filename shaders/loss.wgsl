@@ -9,10 +9,12 @@
 //   bce:  l = max(z,0) − z·y + log(1 + exp(−|z|)),   dl/dz = sigmoid(z) − y
 //   ce:   l = logsumexp(z) − z[y],                    dl/dz = softmax(z) − onehot(y)
 //   bce on probabilities (an ensemble's averaged output): p = clamp(z, ε, 1−ε), ε = 1e-7 (Keras),
-//         l = −y·log p − (1−y)·log(1−p),              dl/dz = (p − y)/(p(1−p)), 0 where clamped
+//         l = −y·log p − (1−y)·log(1−p),              dl/dz = (p − y)/(p(1−p)), 0 strictly outside [ε, 1−ε]
 //   mse:  l = (z − y)²,                               dl/dz = 2(z − y)
 //   ce on probabilities (an ensemble's averaged softmax outputs): p = clamp(z[y], ε, 1−ε),
-//         l = −log p,                                 dl/dz[y] = −1/p, 0 elsewhere and where clamped
+//         l = −log p,                                 dl/dz[y] = −1/p, 0 elsewhere and strictly outside [ε, 1−ε]
+//   The clip's gradient is Keras' (TensorFlow's clip_by_value): zero only strictly outside
+//   [ε, 1−ε]; at p = ε or p = 1−ε = 0.99999988 exactly the gradient flows.
 // A task's loss is Σ l / Σ count over the batch (multitask_loss_reduce).
 // CPU twin: src/cpu/loss.rs.
 
@@ -169,7 +171,8 @@ fn loss_bce_prob(@builtin(workgroup_id) wid: vec3<u32>,
             let p = clamp(z, PROB_EPS, 1.0 - PROB_EPS);
             total += -(y * log(p) + (1.0 - y) * log(1.0 - p));
             count += 1.0;
-            if (z > PROB_EPS && z < 1.0 - PROB_EPS) { g = (p - y) / (p * (1.0 - p)); }
+            // Zero only strictly outside [ε, 1−ε], as clip_by_value's gradient.
+            if (z >= PROB_EPS && z <= 1.0 - PROB_EPS) { g = (p - y) / (p * (1.0 - p)); }
         }
         lp_dz[lp.dz_off + at] = g;
     }
@@ -184,7 +187,7 @@ fn loss_bce_prob(@builtin(workgroup_id) wid: vec3<u32>,
 @group(0) @binding(4) var<storage, read_write> lq_stats: array<f32>;
 
 // Cross-entropy on class probabilities (an ensemble's averaged or gated softmax outputs):
-//   p = clamp(z[y], ε, 1−ε),  l = −log p,  dl/dz[y] = −1/p (0 where clamped),  dl/dz[c≠y] = 0.
+//   p = clamp(z[y], ε, 1−ε),  l = −log p,  dl/dz[y] = −1/p (0 strictly outside [ε, 1−ε]),  dl/dz[c≠y] = 0.
 // Keras also divides z by its row sum first; for rows that already sum to 1 (every caller's) that
 // adds the same constant to each dl/dz[c], which a softmax or a convex combination of softmaxes
 // upstream cancels, so it is left out.
@@ -206,7 +209,7 @@ fn loss_ce_prob(@builtin(workgroup_id) wid: vec3<u32>,
     let cls = u32(y);
     let z = lq_z[z0 + cls];
     let p = clamp(z, PROB_EPS, 1.0 - PROB_EPS);
-    if (z > PROB_EPS && z < 1.0 - PROB_EPS) { lq_dz[d0 + cls] = -1.0 / p; }
+    if (z >= PROB_EPS && z <= 1.0 - PROB_EPS) { lq_dz[d0 + cls] = -1.0 / p; }
     lq_stats[lq.stats_off + 2u * r] = -log(p);
     lq_stats[lq.stats_off + 2u * r + 1u] = 1.0;
 }

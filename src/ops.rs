@@ -102,6 +102,8 @@ pub enum Op {
         args: AdamArgs,
         grads: BufId,
         counters: BufId,
+        /// Per step of the epoch, the bias-corrected factors [steps, 2] (read at counters[0]).
+        factors: BufId,
         params: BufId,
         m: BufId,
         v: BufId,
@@ -298,11 +300,12 @@ impl Op {
             Op::AdamUpdate {
                 grads,
                 counters,
+                factors,
                 params,
                 m,
                 v,
                 ..
-            } => vec![grads, counters, params, m, v],
+            } => vec![grads, counters, factors, params, m, v],
             Op::SgdUpdate {
                 grads,
                 params,

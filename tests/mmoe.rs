@@ -355,8 +355,11 @@ fn dwa_follows_the_ratio_of_the_last_two_epoch_losses() {
         assert!((w[e].iter().sum::<f32>() - 3.0).abs() < 1e-5, "{w:?}");
         assert_ne!(w[e], &vec![1.0; 3]);
     }
+    // Epoch means weigh each step by the labels it averaged (the last batch is short).
     let mean = |e: usize, j: usize| {
-        h.epochs[e].steps.iter().map(|s| s.tasks[j]).sum::<f32>() / h.epochs[e].steps.len() as f32
+        let steps = &h.epochs[e].steps;
+        let num: f32 = steps.iter().map(|s| s.tasks[j] * s.labels[j]).sum();
+        num / steps.iter().map(|s| s.labels[j]).sum::<f32>()
     };
     let want = dwa_lambda(
         &[

@@ -10,8 +10,10 @@ mod harness;
 
 use common::{gpu, random};
 use harness::Harness;
+use tandem::io::{AdamStyle, TrainConfig};
 use tandem::kernel::{Kernel, KERNELS};
 use tandem::ops::*;
+use tandem::train::step::optimizer::adam_factor_table;
 
 /// Dense kernels accumulate up to K = 257 products in a different order on
 /// each backend: absolute error grows like √K·ε·|x||w|.
@@ -576,7 +578,14 @@ fn adam_update(h: &mut Harness) -> String {
             h.reset();
             let total = len as usize + 10;
             let grads = h.buffer("grads", 0, &random(seed(&[len, 1]), total, -1.0, 1.0));
-            let counters = h.buffer_u32("counters", &[0, 6]);
+            // Step 1 of the epoch, global step t = 7: the factors' second row.
+            let counters = h.buffer_u32("counters", &[1, 6]);
+            let o = tandem::io::OptimizerConfig {
+                lr: 0.01,
+                style: [AdamStyle::Keras, AdamStyle::Torch][style as usize],
+                ..TrainConfig::default().optimizer
+            };
+            let factors = h.buffer("factors", 0, &adam_factor_table(&o, 6, 3));
             let params = h.buffer("params", 0, &random(seed(&[len, 2]), total, -1.0, 1.0));
             let m = h.buffer("m", 0, &random(seed(&[len, 3]), total, -0.1, 0.1));
             let v = h.buffer("v", 0, &random(seed(&[len, 4]), total, 0.0, 0.1));
@@ -585,17 +594,17 @@ fn adam_update(h: &mut Harness) -> String {
                 len,
                 p_off: 4,
                 style,
-                _pad: 0,
-                lr: 0.01,
                 beta1: 0.9,
                 beta2: 0.999,
                 eps: 1e-7,
+                ..Default::default()
             };
             let ops = [
                 Op::AdamUpdate {
                     args,
                     grads,
                     counters,
+                    factors,
                     params,
                     m,
                     v,
@@ -604,6 +613,7 @@ fn adam_update(h: &mut Harness) -> String {
                     args,
                     grads,
                     counters,
+                    factors,
                     params,
                     m,
                     v,

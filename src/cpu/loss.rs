@@ -116,16 +116,23 @@ pub fn mse(a: &LossArgs, z: &[f32], label: &[f32], dz: &mut [f32], stats: &mut [
     })
 }
 
+/// Whether the clip to [ε, 1−ε] passes the gradient at `v`: everywhere but
+/// strictly outside, as Keras' `clip_by_value` (its gradient flows at ε and
+/// at 1−ε = 0.99999988 themselves).
+fn inside_clip(v: f32) -> bool {
+    (PROB_EPS..=1.0 - PROB_EPS).contains(&v)
+}
+
 /// BCE on probabilities (an ensemble's averaged output), clamped to [ε, 1−ε]:
-/// l = −y·log p − (1−y)·log(1−p), dl/dz = (p − y)/(p(1−p)), 0 where clamped.
+/// l = −y·log p − (1−y)·log(1−p), dl/dz = (p − y)/(p(1−p)), 0 strictly
+/// outside the clip.
 pub fn bce_prob(a: &LossArgs, z: &[f32], label: &[f32], dz: &mut [f32], stats: &mut [f32]) {
     elementwise(a, z, label, dz, stats, |v, y| {
         let p = v.clamp(PROB_EPS, 1.0 - PROB_EPS);
         let l = -(y * p.ln() + (1.0 - y) * (1.0 - p).ln());
-        let inside = v > PROB_EPS && v < 1.0 - PROB_EPS;
         (
             l,
-            if inside {
+            if inside_clip(v) {
                 (p - y) / (p * (1.0 - p))
             } else {
                 0.0
@@ -135,7 +142,7 @@ pub fn bce_prob(a: &LossArgs, z: &[f32], label: &[f32], dz: &mut [f32], stats: &
 }
 
 /// Cross-entropy on class probabilities (an ensemble's averaged softmax
-/// outputs): l = −log clamp(z[y], ε, 1−ε), dl/dz[y] = −1/p (0 where clamped),
+/// outputs): l = −log clamp(z[y], ε, 1−ε), dl/dz[y] = −1/p (0 strictly outside the clip),
 /// 0 for the other classes. Keras' division by the row sum is left out: rows
 /// here sum to 1, where it only adds a constant to every dl/dz[c], which the
 /// softmax upstream cancels.
@@ -154,7 +161,7 @@ pub fn ce_prob(a: &LossArgs, z: &[f32], label: &[f32], dz: &mut [f32], stats: &m
         let cls = y as usize;
         let v = z[a.z_off as usize + r * c_n + cls];
         let p = v.clamp(PROB_EPS, 1.0 - PROB_EPS);
-        if v > PROB_EPS && v < 1.0 - PROB_EPS {
+        if inside_clip(v) {
             g[cls] = -1.0 / p;
         }
         stats[s0] = -p.ln();

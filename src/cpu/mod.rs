@@ -116,8 +116,8 @@ pub fn run_op(bufs: &mut [Vec<f32>], op: &Op, path: CpuPath) {
 type DenseForwardFn = fn(&DenseArgs, &[f32], &[f32], &mut [f32]);
 /// (args, dy, y, params or x, dx or grads).
 type DenseBackwardFn = fn(&DenseArgs, &[f32], &[f32], &[f32], &mut [f32]);
-/// (args, grads, counters, params, m, v).
-type AdamFn = fn(&AdamArgs, &[f32], &[u32], &mut [f32], &mut [f32], &mut [f32]);
+/// (args, grads, counters, factors, params, m, v).
+type AdamFn = fn(&AdamArgs, &[f32], &[u32], &[f32], &mut [f32], &mut [f32], &mut [f32]);
 
 /// The CPU twins that differ between the fast path and the reference.
 struct Twins {
@@ -197,10 +197,12 @@ fn execute(b: &[Vec<f32>], out: &mut [Vec<f32>], op: &Op, t: &Twins) {
             args,
             grads,
             counters,
+            factors,
             ..
         } => {
             let (p, m, v) = three(out);
-            (t.adam_update)(args, &b[grads.0], u32s(&b[counters.0]), p, m, v)
+            let (g, f) = (&b[grads.0], &b[factors.0]);
+            (t.adam_update)(args, g, u32s(&b[counters.0]), f, p, m, v)
         }
         Op::SgdUpdate { args, grads, .. } => {
             let (p, u) = two(out);

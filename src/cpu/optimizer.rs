@@ -12,20 +12,19 @@ use crate::ops::{AdamArgs, SgdArgs};
 /// (see `team.rs`; a part's hand-off costs well under a microsecond).
 const PARALLEL_ELEMENTS: usize = 1 << 13;
 
-/// One Adam step at t = counters[1] + 1.
+/// One Adam step with the bias-corrected factors of step counters[0] of the
+/// epoch: (f0, f1) = factors[2k], factors[2k + 1] (see the reference).
 pub fn adam_update(
     a: &AdamArgs,
     grads: &[f32],
     counters: &[u32],
+    factors: &[f32],
     params: &mut [f32],
     m: &mut [f32],
     v: &mut [f32],
 ) {
-    let t = (counters[1] + 1) as f32;
-    let bc1 = 1.0 - a.beta1.powf(t);
-    let bc2 = 1.0 - a.beta2.powf(t);
-    let alpha = a.lr * bc2.sqrt() / bc1;
-    let (lr_t, sqrt_bc2) = (a.lr / bc1, bc2.sqrt());
+    let k = 2 * counters[0] as usize;
+    let (f0, f1) = (factors[k], factors[k + 1]);
     let range = a.p_off as usize..(a.p_off + a.len) as usize;
     let (b1, b2, eps, keras) = (a.beta1, a.beta2, a.eps, a.style == 0);
     let update = |p: &mut [f32], m: &mut [f32], v: &mut [f32], g: &[f32]| {
@@ -39,14 +38,14 @@ pub fn adam_update(
                     let mt = b1 * *m + (1.0 - b1) * g;
                     let vt = b2 * *v + (1.0 - b2) * g * g;
                     (*m, *v) = (mt, vt);
-                    *p -= alpha * mt / (vt.sqrt() + eps);
+                    *p -= f0 * mt / (vt.sqrt() + eps);
                 }
             } else {
                 for (((p, m), v), &g) in moments {
                     let mt = b1 * *m + (1.0 - b1) * g;
                     let vt = b2 * *v + (1.0 - b2) * g * g;
                     (*m, *v) = (mt, vt);
-                    *p -= lr_t * mt / (vt.sqrt() / sqrt_bc2 + eps);
+                    *p -= f0 * mt / (vt.sqrt() / f1 + eps);
                 }
             }
         })

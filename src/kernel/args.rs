@@ -76,18 +76,20 @@ pub struct ScaleArgs {
     pub _pad: u32,
 }
 
-/// `AdamArgs` in shaders/optimizer.wgsl. `style`: 0 Keras, 1 PyTorch.
+/// `AdamArgs` in shaders/optimizer.wgsl. `style`: 0 Keras, 1 PyTorch. The
+/// learning rate is not here: it is part of the per-step bias-correction
+/// factors the kernel reads from a buffer (`train::step::optimizer::adam_factors`).
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Default, Pod, Zeroable)]
 pub struct AdamArgs {
     pub len: u32,
     pub p_off: u32,
     pub style: u32,
-    pub _pad: u32,
-    pub lr: f32,
+    pub _pad0: u32,
     pub beta1: f32,
     pub beta2: f32,
     pub eps: f32,
+    pub _pad1: u32,
 }
 
 /// `SgdArgs` in shaders/optimizer.wgsl.

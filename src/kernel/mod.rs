@@ -116,7 +116,7 @@ pub const KERNELS: &[KernelInfo] = &[
     row(RowsToMembers,           "ensemble.wgsl",  "rows_to_members",            &[R, W],             size_of::<EnsembleArgs>()),
     row(MultitaskLossReduce,     "multitask.wgsl", "multitask_loss_reduce",      &[R, R, R, W, W],    size_of::<ReduceArgs>()),
     row(LossGradScale,           "multitask.wgsl", "loss_grad_scale",            &[R, W],             size_of::<ScaleArgs>()),
-    row(AdamUpdate,              "optimizer.wgsl", "adam_update",                &[R, R, W, W, W],    size_of::<AdamArgs>()),
+    row(AdamUpdate,              "optimizer.wgsl", "adam_update",                &[R, R, R, W, W, W], size_of::<AdamArgs>()),
     row(SgdUpdate,               "optimizer.wgsl", "sgd_update",                 &[R, W, W],          size_of::<SgdArgs>()),
     row(BatchGather,             "gather.wgsl",    "batch_gather",               &[R, R, R, W],       size_of::<GatherArgs>()),
     row(StepAdvance,             "gather.wgsl",    "step_advance",               &[W],                size_of::<StepArgs>()),

@@ -7,6 +7,7 @@ use super::metrics::TaskMetrics;
 use super::predict::{
     task_losses, task_metrics, to_predictions, weighted_loss, Outputs, Predictions, Predictor,
 };
+use super::step::counts::weighted_mean;
 use super::trainer::{check_data, StepLoss, Trainer};
 use crate::backend::Backend;
 use crate::data::Dataset;
@@ -33,7 +34,7 @@ pub struct EpochReport {
     pub epochs: usize,
     /// Every step's losses, in order.
     pub steps: Vec<StepLoss>,
-    /// Mean of the steps' objective.
+    /// Mean of the steps' objective, each weighted by its batch's rows.
     pub loss: f32,
     /// Per-task metrics on the validation rows (empty without validation data).
     pub valid: Vec<(String, TaskMetrics)>,
@@ -117,7 +118,8 @@ pub fn fit(
     for epoch in 0..cfg.epochs {
         let steps = trainer
             .train_epoch(&mut |done, total| on_event(Event::Progress { epoch, done, total }))?;
-        let loss = steps.iter().map(|s| s.total).sum::<f32>() / steps.len().max(1) as f32;
+        // Each step weighs by its rows, as Keras' loss tracker weighs its batches.
+        let loss = weighted_mean(steps.iter().map(|s| (s.total, s.rows as f32)));
         let (valid_metrics, valid_task_losses) = match (&predictor, valid) {
             (Some(p), Some(v)) => {
                 let out = p.run(trainer.backend())?;

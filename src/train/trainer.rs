@@ -4,7 +4,8 @@
 //! one recorded program, replayed `STEPS_PER_SUBMIT` steps per submit. Per-step
 //! losses accumulate in a device buffer read once per epoch.
 
-use super::config::TrainConfig;
+use super::config::{OptimizerConfig, OptimizerKind, TrainConfig};
+use super::step::counts::LabelCounts;
 use super::step::gather::{self, ResidentData, StepCursor};
 use super::step::loss::{self, LossBuffers};
 use super::step::optimizer::{self, ParamBuffers};
@@ -29,6 +30,12 @@ pub struct StepLoss {
     pub total: f32,
     /// Each task's unweighted masked mean loss L_j.
     pub tasks: Vec<f32>,
+    /// The batch's rows (the last batch of an epoch may be short).
+    pub rows: usize,
+    /// Per task, the label elements L_j averages over (its present labels,
+    /// over every member trained on them): the step's weight in the task's
+    /// epoch mean (see `step::counts`).
+    pub labels: Vec<f32>,
 }
 
 /// Device buffers the trainer touches between steps.
@@ -55,11 +62,14 @@ pub struct Trainer {
     epoch: usize,
     global_step: u64,
     flops_per_step: u64,
+    optimizer: OptimizerConfig,
     weighter: Weighter,
     /// The λ the host last wrote (fixed, DWA).
     host_lambda: Option<Vec<f32>>,
     /// Per finished epoch, λ_j as used by its last step.
     lambda_history: Vec<Vec<f32>>,
+    /// Per task and row, its label elements: each step's weight in the epoch means.
+    label_counts: LabelCounts,
 }
 
 /// Checks that `data` fits `model` before anything is uploaded.
@@ -157,6 +167,8 @@ impl Trainer {
         ));
 
         let flops_per_step = ops.iter().map(Op::flops).sum();
+        let label_counts =
+            LabelCounts::new(data.present.clone(), &graph.stacked, data.bagged.is_some());
         let step = b.prepare(&ops)?;
         Ok(Trainer {
             backend,
@@ -174,9 +186,11 @@ impl Trainer {
             epoch: 0,
             global_step: 0,
             flops_per_step,
+            optimizer: cfg.optimizer,
             weighter,
             host_lambda: None,
             lambda_history: Vec::new(),
+            label_counts,
         })
     }
 
@@ -231,6 +245,11 @@ impl Trainer {
         b.write_u32(self.bufs.cursor.order, 0, &order)?;
         b.write_u32(self.bufs.cursor.counters, 0, &[0, self.global_step as u32])?;
         let steps = self.shape.steps_per_epoch;
+        if self.optimizer.kind == OptimizerKind::Adam {
+            let factors =
+                optimizer::adam_factor_table(&self.optimizer, self.global_step + 1, steps);
+            b.write(self.bufs.cursor.adam_factors, 0, &factors)?;
+        }
         let mut done = 0;
         while done < steps {
             let k = (steps - done).min(STEPS_PER_SUBMIT as usize);
@@ -248,15 +267,16 @@ impl Trainer {
         self.epoch += 1;
         self.global_step += steps as u64;
         let t = self.shape.tasks;
-        let steps: Vec<StepLoss> = log
-            .chunks_exact(t + 1)
-            .map(|c| StepLoss {
+        let counts = self.label_counts.per_step(&order, self.shape.batch);
+        let steps: Vec<StepLoss> = (log.chunks_exact(t + 1).zip(counts))
+            .map(|(c, n)| StepLoss {
                 total: c[0],
                 tasks: c[1..].to_vec(),
+                rows: n.rows,
+                labels: n.labels,
             })
             .collect();
-        let per_task: Vec<Vec<f32>> = steps.iter().map(|s| s.tasks.clone()).collect();
-        self.weighter.end_epoch(&per_task);
+        self.weighter.end_epoch(&steps);
         Ok(steps)
     }
 

@@ -11,6 +11,10 @@
 //!   r_j = L̄_j(e−1)/L̄_j(e−2), the ratio of the task's last two epoch-mean losses;
 //!   λ_j = 1 for the first two epochs. The host writes λ at each epoch start from
 //!   the losses it already read back: no extra readback, nothing inside an epoch.
+//!   An epoch's mean L̄_j weighs each step's L_j by the label elements it
+//!   averaged (`step::counts`): Σ_s c_{s,j}·L_{s,j} / Σ_s c_{s,j}, LibMTL's
+//!   row-weighted mean when no label is missing, so a short last batch does
+//!   not count as a full one.
 //! - `gradnorm` (Chen et al. 2018, LibMTL's `GradNorm`, on the representation):
 //!   λ = T·softmax(p) with p = `weighting.gradnorm.{task}` learned by the same
 //!   optimizer (from equal logits, so λ_j = 1 at first). The training graph keeps
@@ -18,12 +22,15 @@
 //!   trunk output; MMoE: the last expert outputs; PLE: the last level's shared
 //!   experts) apart; per step `gradnorm_sumsq` takes their norms G_j, and
 //!   `gradnorm_update` writes ∂/∂p of Σ_j |G_j − Ḡ·r_j^α| (targets held constant;
-//!   r_j = L_j/L_j(0) relative to the mean, L_j(0) = the first epoch's mean loss,
+//!   r_j = L_j/L_j(0) relative to the mean, L_j(0) = the first epoch's mean loss
+//!   (weighted per step as DWA's means),
 //!   written by the host when the second epoch starts; no update before).
 //!   LibMTL's default takes the norms over the shared parameters; this is its
 //!   `rep_grad` form, one sum of squares per task instead of one backward per task.
 
 use super::config::Weighting;
+use super::step::counts::weighted_mean;
+use super::trainer::StepLoss;
 use crate::backend::Backend;
 use crate::model::network::Network;
 use crate::model::ModelSpec;
@@ -41,7 +48,8 @@ pub struct Weighter {
     pub kind: Weighting,
     /// The configured λ_j (fixed weighting; the starting point of the others' reports).
     pub fixed: Vec<f32>,
-    /// Per finished epoch, the mean over its steps of each task's unweighted loss.
+    /// Per finished epoch, each task's mean unweighted loss: its step losses
+    /// weighted by their label elements (`step::counts`).
     pub epoch_losses: Vec<Vec<f32>>,
     /// Offset of s_0 in the parameter layout (uncertainty).
     s_off: Option<usize>,
@@ -187,18 +195,13 @@ impl Weighter {
         }
     }
 
-    /// Records a finished epoch's per-step task losses.
-    pub fn end_epoch(&mut self, step_losses: &[Vec<f32>]) {
-        let t = self.fixed.len();
-        let mut mean = vec![0.0f32; t];
-        for s in step_losses {
-            for j in 0..t {
-                mean[j] += s[j];
-            }
-        }
-        let k = step_losses.len().max(1) as f32;
-        self.epoch_losses
-            .push(mean.into_iter().map(|v| v / k).collect());
+    /// Records a finished epoch's task means from its steps: Σ_s c_s·L_s / Σ_s c_s
+    /// per task, c_s = the label elements step s averaged over.
+    pub fn end_epoch(&mut self, steps: &[StepLoss]) {
+        let mean = (0..self.fixed.len())
+            .map(|j| weighted_mean(steps.iter().map(|s| (s.tasks[j], s.labels[j]))))
+            .collect();
+        self.epoch_losses.push(mean);
     }
 }
 

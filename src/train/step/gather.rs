@@ -5,7 +5,7 @@
 //! Bagging: every ensemble member's labels sit side by side per row,
 //! [N, M·L], masked outside its bootstrap sample, so one gather moves them.
 
-use super::StepShape;
+use super::{counts, StepShape};
 use crate::backend::Backend;
 use crate::data::Dataset;
 use crate::model::ModelSpec;
@@ -14,19 +14,28 @@ use crate::train::bagging;
 use crate::Result;
 
 /// The step's position: `counters` [2] = (the step within the epoch, which
-/// picks the gather's batch and the loss log's slot; the global step, Adam's
-/// t), and `order` [steps·batch], the epoch's row order.
+/// picks the gather's batch, the loss log's slot and Adam's factors; the
+/// global step), `order` [steps·batch], the epoch's row order, and
+/// `adam_factors` [steps, 2], Adam's bias-corrected factors of each step of
+/// the epoch (see `super::optimizer::adam_factors`); the host writes the last
+/// two at each epoch start.
 #[derive(Debug, Clone, Copy)]
 pub struct StepCursor {
     pub counters: BufId,
     pub order: BufId,
+    pub adam_factors: BufId,
 }
 
 impl StepCursor {
     pub fn alloc(b: &mut dyn Backend, shape: &StepShape) -> Result<StepCursor> {
         let counters = b.alloc(2, "counters")?;
         let order = b.alloc(shape.order_len(), "row order")?;
-        Ok(StepCursor { counters, order })
+        let adam_factors = b.alloc(2 * shape.steps_per_epoch, "adam factors")?;
+        Ok(StepCursor {
+            counters,
+            order,
+            adam_factors,
+        })
     }
 
     /// Where a gather over `src_rows` rows reads its row indices.
@@ -82,6 +91,9 @@ pub struct ResidentData {
     pub labels: Vec<BufId>,
     /// Bagging: M, the members whose labels sit side by side; None: one block.
     pub bagged: Option<usize>,
+    /// Per task and row, the label elements present (as the loss counts them,
+    /// over every member's block): the weights of the epoch means (`counts`).
+    pub present: Vec<Vec<u32>>,
 }
 
 impl ResidentData {
@@ -99,12 +111,19 @@ impl ResidentData {
             .ensemble()
             .filter(|e| e.bagging)
             .map(|e| bagging::bootstrap_masks(train.rows, e.members.len(), seed));
-        let mut labels = Vec::new();
+        let (mut labels, mut present) = (Vec::new(), Vec::new());
         for (j, t) in spec.tasks.iter().enumerate() {
             let values = match &masks {
                 Some(masks) => bagging::bag_labels(&train.targets[j], t.label_width(), masks),
                 None => train.targets[j].clone(),
             };
+            let width = values.len() / train.rows;
+            let per_row = values.chunks_exact(width.max(1));
+            present.push(
+                per_row
+                    .map(|r| counts::present(t.kind, t.outputs, r))
+                    .collect(),
+            );
             let buf = b.alloc(values.len(), &format!("dataset labels {}", t.name))?;
             b.write(buf, 0, &values)?;
             labels.push(buf);
@@ -113,6 +132,7 @@ impl ResidentData {
             features,
             labels,
             bagged: masks.map(|m| m.len()),
+            present,
         })
     }
 

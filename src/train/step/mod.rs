@@ -10,7 +10,11 @@
 //! 4. the model's backward ops, then GradNorm's update of its weight logits;
 //! 5. [`optimizer`]: Adam or SGD over every trainable range, then the step
 //!    counter advances.
+//!
+//! [`counts`] is host-side only: each step's rows and present labels, the
+//! weights of the epoch means (DWA, GradNorm's L(0), the reported loss).
 
+pub mod counts;
 pub mod gather;
 pub mod loss;
 pub mod optimizer;

@@ -1,6 +1,11 @@
 //! Step piece 5, the optimizer: the parameters, their gradients and the
 //! optimizer state share one layout, and one update op per trainable range
 //! (frozen ensemble members are skipped) ends the step.
+//!
+//! Adam's bias correction is computed here, on the host, in f64 for every
+//! step of an epoch ([`adam_factor_table`]) and rounded once to f32: both
+//! backends read the same factors, so the correction is exact on each
+//! (an f32 `1 − pow(β2, t)` on the device loses up to 1e-4 relative).
 
 use super::gather::StepCursor;
 use crate::backend::Backend;
@@ -44,6 +49,27 @@ fn adam_style_code(style: AdamStyle) -> u32 {
     }
 }
 
+/// Adam's two factors for global step `t` (1-based), in f64 and rounded once:
+/// Keras: (α_t = lr·√(1−β2ᵗ)/(1−β1ᵗ), 1); PyTorch: (lr/(1−β1ᵗ), √(1−β2ᵗ)).
+/// lr and β are the configured f32 values, taken exactly.
+pub fn adam_factors(o: &OptimizerConfig, t: u64) -> [f32; 2] {
+    let (lr, t) = (o.lr as f64, t as f64);
+    let bc1 = 1.0 - (o.beta1 as f64).powf(t);
+    let bc2 = 1.0 - (o.beta2 as f64).powf(t);
+    match o.style {
+        AdamStyle::Keras => [(lr * bc2.sqrt() / bc1) as f32, 1.0],
+        AdamStyle::Torch => [(lr / bc1) as f32, bc2.sqrt() as f32],
+    }
+}
+
+/// The factors of `steps` steps from global step `first` (1-based): the
+/// `adam_factors` buffer of one epoch, [steps, 2].
+pub fn adam_factor_table(o: &OptimizerConfig, first: u64, steps: usize) -> Vec<f32> {
+    (0..steps as u64)
+        .flat_map(|s| adam_factors(o, first + s))
+        .collect()
+}
+
 /// One update per trainable range of `model`, then the step counter advances.
 pub fn update_ops(
     model: &Model,
@@ -63,14 +89,14 @@ pub fn update_ops(
                         len,
                         p_off,
                         style: adam_style_code(o.style),
-                        _pad: 0,
-                        lr: o.lr,
                         beta1: o.beta1,
                         beta2: o.beta2,
                         eps: o.eps,
+                        ..Default::default()
                     },
                     grads: bufs.grads,
                     counters: cursor.counters,
+                    factors: cursor.adam_factors,
                     params: bufs.params,
                     m: bufs.m,
                     v: bufs.v,
