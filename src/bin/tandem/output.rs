@@ -30,17 +30,27 @@ fn target(path: &Path) -> PathBuf {
 }
 
 /// A new temporary file for `dest` in `dir`: `.NAME.XXXXXX.tmp`, hidden, and
-/// created exclusively, so it never takes the name of an existing file.
+/// created exclusively, so it never takes the name of an existing file. Its
+/// permissions are those of the file it will replace, or a new file's
+/// (0o666 less the umask, as `fs::write` gives), not `tempfile`'s private 0o600.
 fn temp_in(dir: &Path, dest: &Path) -> std::io::Result<NamedTempFile> {
     let name = dest
         .file_name()
         .map(|n| n.to_string_lossy())
         .unwrap_or_default();
-    let short: String = name.chars().take(64).collect();
-    tempfile::Builder::new()
-        .prefix(&format!(".{short}."))
-        .suffix(".tmp")
-        .tempfile_in(dir)
+    let prefix = format!(".{}.", name.chars().take(64).collect::<String>());
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(&prefix).suffix(".tmp");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        builder.permissions(fs::Permissions::from_mode(0o666));
+    }
+    let file = builder.tempfile_in(dir)?;
+    if let Some(m) = fs::metadata(dest).ok().filter(|m| m.is_file()) {
+        fs::set_permissions(file.path(), m.permissions())?;
+    }
+    Ok(file)
 }
 
 /// The OS message of a temporary file's error, without the ` at path "…"`
@@ -260,6 +270,29 @@ mod tests {
             b"user data"
         );
         assert_eq!(names(dir.path()), ["run.csv", "run.partial"]);
+    }
+
+    /// Outputs get a new file's usual permissions, and a replaced file keeps its own.
+    #[cfg(unix)]
+    #[test]
+    fn outputs_keep_the_usual_permissions() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        let (plain, new, old) = (
+            dir.path().join("plain"),
+            dir.path().join("new.csv"),
+            dir.path().join("old.csv"),
+        );
+        fs::write(&plain, "").unwrap();
+        fs::write(&old, "").unwrap();
+        fs::set_permissions(&old, fs::Permissions::from_mode(0o640)).unwrap();
+        let mut out = Outputs::default();
+        out.stage_bytes(&new, "--out", b"n").unwrap();
+        out.stage_bytes(&old, "--log", b"o").unwrap();
+        out.commit().unwrap();
+        assert_eq!(mode(&new), mode(&plain));
+        assert_eq!(mode(&old), 0o640);
     }
 
     #[test]
