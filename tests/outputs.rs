@@ -2,9 +2,9 @@
 //! checked before any work, with a message naming the path and the flag; a
 //! failed command leaves every existing file byte-identical and no temporary
 //! file behind; temporary files never take a user's file name; identical runs
-//! write identical model files; a missing input's OS message appears once.
-//! (The commit order itself — nothing renamed until every output is written —
-//! is unit-tested beside the helper, in the binary's `output` module.)
+//! write identical model files; a missing input's OS message appears once;
+//! a model save that fails after training leaves an existing `--log` alone.
+//! (The commit helper has its own unit tests in the binary's `output` module.)
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -62,6 +62,20 @@ fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
         }
     }
     files
+}
+
+/// Every file in `before` is still there, byte-identical, and none was added.
+fn unchanged(dir: &Path, before: &BTreeMap<PathBuf, Vec<u8>>) {
+    let after = snapshot(dir);
+    for (p, bytes) in before {
+        assert!(
+            after.get(p) == Some(bytes),
+            "{} changed or vanished",
+            p.display()
+        );
+    }
+    let added: Vec<&PathBuf> = after.keys().filter(|p| !before.contains_key(*p)).collect();
+    assert!(added.is_empty(), "files left behind: {added:?}");
 }
 
 /// The message names the flag and the path, and training never started.
@@ -150,7 +164,7 @@ fn out_or_log_that_is_a_directory_is_refused_before_training() {
         err.contains("--out") && err.contains("not a file name"),
         "{err}"
     );
-    assert_eq!(snapshot(&dir), before);
+    unchanged(&dir, &before);
 }
 
 #[test]
@@ -166,7 +180,7 @@ fn out_whose_folder_is_missing_is_refused_before_training() {
     let out = dir.join("run.csv/m.safetensors");
     let err = fails_train(&cfg, &["--out", s(&out)]);
     names(&err, "--out", &out, "not a folder");
-    assert_eq!(snapshot(&dir), before);
+    unchanged(&dir, &before);
 }
 
 /// A folder that refuses new files: `dir/ro` with its write bits cleared, or
@@ -205,7 +219,7 @@ fn out_in_a_folder_that_refuses_writes_is_refused_before_training() {
     let out = ro.join("m.safetensors");
     let err = fails_train(&cfg, &["--out", s(&out)]);
     names(&err, "--out", &out, "cannot write in folder");
-    assert_eq!(snapshot(&dir), before);
+    unchanged(&dir, &before);
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
@@ -245,8 +259,65 @@ fn a_run_leaves_unrelated_files_alone_and_no_temporary_file() {
     added.sort();
     assert_eq!(added, [&out, &log], "new files: {added:?}");
     for (p, bytes) in &before {
-        assert_eq!(&after[p], bytes, "{} changed", p.display());
+        assert!(&after[p] == bytes, "{} changed", p.display());
     }
+}
+
+/// Saving the model fails after training (its destination turned into a
+/// folder once the checks had passed): the command fails naming `--out`, and
+/// the log, though written by then, was never renamed over the existing one.
+#[test]
+fn a_failed_model_save_leaves_an_existing_log_untouched() {
+    use std::io::{BufRead, BufReader};
+    let dir = scratch("save-fails");
+    let cfg = job(&dir);
+    let (log, out) = (dir.join("run.csv"), dir.join("m.safetensors"));
+    // Long enough runs that the folder appears while training; longer if not.
+    for epochs in [2000, 20000] {
+        let config = CONFIG.replace("epochs = 2", &format!("epochs = {epochs}"));
+        std::fs::write(&cfg, config).unwrap();
+        std::fs::write(&log, "old log").unwrap();
+        let _ = std::fs::remove_file(&out);
+        let mut child = Command::new(env!("CARGO_BIN_EXE_tandem"))
+            .args(train(&cfg, &["--log", s(&log), "--out", s(&out)]))
+            .env("XDG_RUNTIME_DIR", std::env::temp_dir())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        // "training …" comes after the checks, before the first step.
+        let started = lines.by_ref().any(|l| l.unwrap().starts_with("training "));
+        let replaced = started && std::fs::create_dir(&out).is_ok();
+        let err: String = lines.map(|l| l.unwrap() + "\n").collect();
+        let status = child.wait().unwrap();
+        if !replaced {
+            continue; // the run ended first
+        }
+        match status.code() {
+            Some(c) => assert!(c != 0 && c != 101, "exit {c}:\n{err}"),
+            None => panic!("died from a signal:\n{err}"),
+        }
+        assert!(err.contains(&format!("--out {}", out.display())), "{err}");
+        assert!(
+            std::fs::read(&log).unwrap() == b"old log",
+            "--log was replaced"
+        );
+        assert!(out.is_dir());
+        let hidden = std::fs::read_dir(&dir)
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .starts_with('.')
+            })
+            .count();
+        assert_eq!(hidden, 0, "temporary files left behind");
+        return;
+    }
+    panic!("training always ended before its --out could be replaced");
 }
 
 #[test]
@@ -330,7 +401,7 @@ fn predict_and_inspect_check_their_destinations_before_any_work() {
         &dir.join("no/w.png"),
         "does not exist",
     );
-    assert_eq!(snapshot(&dir), before);
+    unchanged(&dir, &before);
 }
 
 /// The OS message of a missing input appears once: `error: PATH: MESSAGE`.
