@@ -10,12 +10,14 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// Everything that can go wrong in tandem, with context.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// A file could not be read or written.
-    #[error("{path}: {source}")]
+    /// A file could not be read or written. The OS message is part of this
+    /// error's text, so the `std::io::Error` is a plain field, not its
+    /// `source()`: a caller printing the chain (`{:#}` in anyhow) would print
+    /// the message twice.
+    #[error("{path}: {error}")]
     Io {
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// A config file is malformed: TOML syntax, unknown key, wrong type, bad value.
     #[error("{path}: {message}")]
@@ -46,10 +48,10 @@ pub enum Error {
 
 impl Error {
     /// Wraps an `std::io::Error` with the path it concerns.
-    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+    pub fn io(path: impl Into<PathBuf>, error: std::io::Error) -> Self {
         Error::Io {
             path: path.into(),
-            source,
+            error,
         }
     }
     /// A config error about `path`.

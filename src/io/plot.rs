@@ -3,6 +3,7 @@
 //! over epochs. Text uses a built-in 3×5 pixel font (digits, letters, `._-:=`).
 
 use crate::{Error, Result};
+use std::io::Write;
 use std::path::Path;
 
 /// An RGB image in memory.
@@ -139,20 +140,40 @@ impl Canvas {
         (s.chars().count() as i64 * 4 - 1).max(0) * scale
     }
 
-    /// Writes the canvas as an 8-bit RGB PNG.
-    pub fn save(&self, path: &Path) -> Result<()> {
-        let file = std::fs::File::create(path).map_err(|e| Error::io(path, e))?;
-        let mut enc = png::Encoder::new(
-            std::io::BufWriter::new(file),
-            self.width as u32,
-            self.height as u32,
-        );
+    /// The canvas as an 8-bit RGB PNG file's bytes.
+    pub fn png(&self) -> Result<Vec<u8>> {
+        let mut bytes = Vec::new();
+        let mut enc = png::Encoder::new(&mut bytes, self.width as u32, self.height as u32);
         enc.set_color(png::ColorType::Rgb);
         enc.set_depth(png::BitDepth::Eight);
-        let fail = |e: png::EncodingError| Error::Invalid(format!("{}: {e}", path.display()));
+        let fail = |e: png::EncodingError| Error::Invalid(format!("encoding a PNG: {e}"));
         let mut w = enc.write_header().map_err(fail)?;
         w.write_image_data(&self.rgb).map_err(fail)?;
-        w.finish().map_err(fail)
+        w.finish().map_err(fail)?;
+        Ok(bytes)
+    }
+
+    /// Writes the canvas as a PNG through a hidden, uniquely named temporary
+    /// file beside `path`, renamed over it once complete: a failed write
+    /// leaves an existing file as it was and removes the temporary file.
+    pub fn save(&self, path: &Path) -> Result<()> {
+        let bytes = self.png()?;
+        let dir = match path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => Path::new("."),
+        };
+        let mut builder = tempfile::Builder::new();
+        builder.prefix(".tandem-").suffix(".tmp");
+        #[cfg(unix)]
+        {
+            // A new file's usual permissions (less the umask), not tempfile's 0o600.
+            use std::os::unix::fs::PermissionsExt;
+            builder.permissions(std::fs::Permissions::from_mode(0o666));
+        }
+        let mut tmp = builder.tempfile_in(dir).map_err(|e| Error::io(path, e))?;
+        tmp.write_all(&bytes).map_err(|e| Error::io(path, e))?;
+        tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
+        Ok(())
     }
 }
 
@@ -165,7 +186,7 @@ fn shade(v: f32) -> [u8; 3] {
 
 /// Heatmap of `values[task][expert]` (mean gate weights in [0, 1]), one row
 /// per task and one column per expert (headed by `columns`), each cell
-/// labelled with its value.
+/// labelled with its value; written to `path` as a PNG.
 pub fn allocation_heatmap(
     path: &Path,
     title: &str,
@@ -173,6 +194,16 @@ pub fn allocation_heatmap(
     columns: &[String],
     values: &[Vec<f32>],
 ) -> Result<()> {
+    allocation_canvas(title, tasks, columns, values).save(path)
+}
+
+/// The figure [`allocation_heatmap`] writes.
+pub fn allocation_canvas(
+    title: &str,
+    tasks: &[String],
+    columns: &[String],
+    values: &[Vec<f32>],
+) -> Canvas {
     let experts = values.first().map_or(0, |v| v.len());
     let scale = 2;
     // Cells wide enough for every column's name (members are named).
@@ -203,7 +234,8 @@ pub fn allocation_heatmap(
     for (j, name) in tasks.iter().enumerate() {
         let y = top + j as i64 * cell;
         c.text(8, y + cell / 2 - 5, scale, name, BLACK);
-        for (e, &v) in values[j].iter().enumerate() {
+        let row = values.get(j).map_or(&[][..], |r| &r[..]);
+        for (e, &v) in row.iter().enumerate() {
             let x = label_w + e as i64 * cell;
             c.rect(x, y, cell, cell, shade(v));
             let s = format!("{v:.2}");
@@ -224,11 +256,17 @@ pub fn allocation_heatmap(
     for j in 0..=tasks.len() as i64 {
         c.rect(label_w, top + j * cell, cell * experts as i64, 1, GREY);
     }
-    c.save(path)
+    c
 }
 
-/// Line plot of `history[epoch][task]` (the task weights λ_j after each epoch).
+/// Line plot of `history[epoch][task]` (the task weights λ_j after each
+/// epoch), written to `path` as a PNG.
 pub fn weights_plot(path: &Path, tasks: &[String], history: &[Vec<f32>]) -> Result<()> {
+    weights_canvas(tasks, history).save(path)
+}
+
+/// The figure [`weights_plot`] writes.
+pub fn weights_canvas(tasks: &[String], history: &[Vec<f32>]) -> Canvas {
     let (w, h) = (720i64, 400i64);
     let (left, right, top, bottom) = (70i64, 170i64, 40i64, 50i64);
     let (pw, ph) = (w - left - right, h - top - bottom);
@@ -288,5 +326,5 @@ pub fn weights_plot(path: &Path, tasks: &[String], history: &[Vec<f32>]) -> Resu
         c.rect(w - right + 16, ly, 20, 4, col);
         c.text(w - right + 42, ly - 3, 2, name, BLACK);
     }
-    c.save(path)
+    c
 }

@@ -11,7 +11,8 @@ use super::spec::preprocess::Preprocess;
 use super::{Model, ModelSpec};
 use crate::{Error, Result};
 use safetensors::{Dtype, SafeTensors};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
+use std::io::Write;
 use std::path::Path;
 
 /// The metadata format written: `tandem-2` holds the architecture as one
@@ -131,34 +132,97 @@ fn sequential_linears(st: &SafeTensors) -> Vec<usize> {
     idx
 }
 
-/// Writes `values` (in `layout`) plus `metadata` to `path`, atomically: a
-/// temporary file renamed over the target, so a failed write loses nothing.
+/// The safetensors bytes of `values` (in `layout`) with `metadata`. Equal
+/// inputs give equal bytes: tensors in name order and, in the JSON header,
+/// every key sorted (safetensors itself writes the metadata in hash order).
+pub fn tensor_bytes(
+    layout: &ParamLayout,
+    values: &[f32],
+    metadata: BTreeMap<String, String>,
+) -> Result<Vec<u8>> {
+    let fail = |e: &dyn std::fmt::Display| Error::Invalid(format!("serialising the model: {e}"));
+    let bytes: Vec<&[u8]> = layout
+        .tensors
+        .iter()
+        .map(|t| {
+            let v = values.get(t.offset..t.offset + t.len());
+            v.map(bytemuck::cast_slice)
+                .ok_or_else(|| fail(&format!("tensor `{}` lies outside the values", t.name)))
+        })
+        .collect::<Result<_>>()?;
+    let views = layout
+        .tensors
+        .iter()
+        .zip(bytes)
+        .map(|(t, b)| {
+            let view = safetensors::tensor::TensorView::new(Dtype::F32, t.shape.clone(), b)
+                .map_err(|e| fail(&e))?;
+            Ok((t.name.clone(), view))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let metadata: HashMap<String, String> = metadata.into_iter().collect();
+    let data = safetensors::serialize(views, Some(metadata)).map_err(|e| fail(&e))?;
+    sort_header(&data).map_err(|e| fail(&e))
+}
+
+/// `file` (safetensors bytes) with its JSON header's object keys sorted and
+/// re-padded to 8 bytes; the tensor data is unchanged (offsets are relative
+/// to the end of the header).
+fn sort_header(file: &[u8]) -> std::result::Result<Vec<u8>, String> {
+    let len: [u8; 8] = file
+        .get(..8)
+        .and_then(|b| b.try_into().ok())
+        .ok_or("no header length")?;
+    let end = usize::try_from(u64::from_le_bytes(len))
+        .ok()
+        .and_then(|n| n.checked_add(8))
+        .filter(|&end| end <= file.len())
+        .ok_or("header length past the end")?;
+    let mut header: serde_json::Value =
+        serde_json::from_slice(&file[8..end]).map_err(|e| e.to_string())?;
+    header.sort_all_objects();
+    let mut text = serde_json::to_vec(&header).map_err(|e| e.to_string())?;
+    text.resize(text.len().next_multiple_of(8), b' ');
+    let mut out = Vec::with_capacity(8 + text.len() + file.len() - end);
+    out.extend_from_slice(&(text.len() as u64).to_le_bytes());
+    out.extend_from_slice(&text);
+    out.extend_from_slice(&file[end..]);
+    Ok(out)
+}
+
+/// Writes `bytes` to `path` through a hidden, uniquely named temporary file
+/// in the same folder, renamed over `path` once complete: a failed write
+/// leaves an existing file as it was and removes the temporary file.
+pub fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(".tandem-").suffix(".tmp");
+    #[cfg(unix)]
+    {
+        // A new file's usual permissions (less the umask), not tempfile's 0o600.
+        use std::os::unix::fs::PermissionsExt;
+        builder.permissions(std::fs::Permissions::from_mode(0o666));
+    }
+    let mut tmp = builder.tempfile_in(dir).map_err(|e| Error::io(path, e))?;
+    tmp.write_all(bytes)
+        .and_then(|()| tmp.as_file().sync_all())
+        .map_err(|e| Error::io(path, e))?;
+    tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
+    Ok(())
+}
+
+/// Writes `values` (in `layout`) plus `metadata` to `path` ([`tensor_bytes`]
+/// through [`write_file`]): a failed write loses nothing.
 pub fn write_tensors(
     path: &Path,
     layout: &ParamLayout,
     values: &[f32],
-    metadata: HashMap<String, String>,
+    metadata: BTreeMap<String, String>,
 ) -> Result<()> {
-    let bytes: Vec<Vec<u8>> = layout
-        .tensors
-        .iter()
-        .map(|t| bytemuck::cast_slice(&values[t.offset..t.offset + t.len()]).to_vec())
-        .collect();
-    let views: Vec<(String, safetensors::tensor::TensorView)> = layout
-        .tensors
-        .iter()
-        .zip(&bytes)
-        .map(|(t, b)| {
-            let view = safetensors::tensor::TensorView::new(Dtype::F32, t.shape.clone(), b)
-                .expect("shape matches data");
-            (t.name.clone(), view)
-        })
-        .collect();
-    let data = safetensors::serialize(views, Some(metadata))
-        .map_err(|e| Error::weights(path, format!("serialising: {e}")))?;
-    let tmp = path.with_extension("safetensors.partial");
-    std::fs::write(&tmp, data).map_err(|e| Error::io(&tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
+    write_file(path, &tensor_bytes(layout, values, metadata)?)
 }
 
 impl Model {
@@ -300,24 +364,33 @@ impl Model {
         Ok(())
     }
 
-    /// Saves the model: tensors plus the spec and preprocessing in the metadata.
-    pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
-        let mut meta = HashMap::new();
+    /// The bytes [`Model::save`] writes: tensors plus the spec, the
+    /// preprocessing and the task-weight history in the metadata. The same
+    /// model always gives the same bytes.
+    pub fn to_bytes(&self) -> Result<Vec<u8>> {
+        let json = |what: &str, r: serde_json::Result<String>| {
+            r.map_err(|e| Error::Invalid(format!("serialising the model's {what}: {e}")))
+        };
+        let mut meta = BTreeMap::new();
         meta.insert("format".to_string(), FORMAT.to_string());
         meta.insert(
             "spec".to_string(),
-            serde_json::to_string(&self.spec).expect("spec serialises"),
+            json("spec", serde_json::to_string(&self.spec))?,
         );
         if let Some(p) = &self.preprocess {
             meta.insert("preprocess".to_string(), p.to_json());
         }
         if !self.task_weights.is_empty() {
-            meta.insert(
-                "task_weights".to_string(),
-                serde_json::to_string(&self.task_weights).expect("numbers serialise"),
-            );
+            let w = json("task weights", serde_json::to_string(&self.task_weights))?;
+            meta.insert("task_weights".to_string(), w);
         }
-        write_tensors(path.as_ref(), &self.network.layout, &self.params, meta)
+        tensor_bytes(&self.network.layout, &self.params, meta)
+    }
+
+    /// Saves the model ([`Model::to_bytes`]) through a temporary file: a
+    /// failed save leaves an existing file as it was.
+    pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
+        write_file(path.as_ref(), &self.to_bytes()?)
     }
 
     /// Loads a model saved by [`Model::save`].

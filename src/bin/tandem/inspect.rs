@@ -1,7 +1,7 @@
 //! `tandem inspect`: the learned allocation (mean gate weight per expert or
 //! member) and the task weights by epoch, printed and plotted.
 
-use super::output::check_output;
+use super::output::{check, check_distinct, Outputs};
 use anyhow::{bail, Result};
 use std::path::Path;
 use tandem::io::load_all;
@@ -14,8 +14,9 @@ pub fn inspect(
     weights_plot: &Path,
     backend: &str,
 ) -> Result<()> {
-    check_output(&Some(heatmap.to_path_buf()), "--heatmap")?;
-    check_output(&Some(weights_plot.to_path_buf()), "--weights-plot")?;
+    check(heatmap, "--heatmap")?;
+    check(weights_plot, "--weights-plot")?;
+    check_distinct(&[(heatmap, "--heatmap"), (weights_plot, "--weights-plot")])?;
     let choice: BackendChoice = backend.parse()?;
     let model = Model::load(model_path)?;
     let mut cfg = Config::load(data)?;
@@ -84,8 +85,12 @@ pub fn inspect(
         println!("(PLE: the last level's gates; s = shared experts, t = the task's own)");
     }
     let title = format!("mean gate weight per {what}");
-    tandem::io::plot::allocation_heatmap(heatmap, &title, &names, &columns, &alloc)?;
-    tandem::io::plot::weights_plot(weights_plot, &names, &model.task_weights)?;
+    let heat = tandem::io::plot::allocation_canvas(&title, &names, &columns, &alloc);
+    let lines = tandem::io::plot::weights_canvas(&names, &model.task_weights);
+    let mut outputs = Outputs::default();
+    outputs.stage_bytes(heatmap, "--heatmap", &heat.png()?)?;
+    outputs.stage_bytes(weights_plot, "--weights-plot", &lines.png()?)?;
+    outputs.commit()?;
     eprintln!("wrote {} and {}", heatmap.display(), weights_plot.display());
     Ok(())
 }

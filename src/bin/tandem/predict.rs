@@ -1,7 +1,7 @@
 //! `tandem predict`: a saved model's predictions for a feature file, as CSV
 //! (named columns, class names) or npy.
 
-use super::output::{check_output, write_atomic};
+use super::output::{check, Outputs};
 use anyhow::{bail, Context, Result};
 use std::io::Write;
 use std::path::Path;
@@ -9,7 +9,7 @@ use tandem::io::npy;
 use tandem::{BackendChoice, Model, Predictions, TaskKind};
 
 pub fn predict(model_path: &Path, features: &Path, out: &Path, backend: &str) -> Result<()> {
-    check_output(&Some(out.to_path_buf()), "--out")?;
+    check(out, "--out")?;
     let choice: BackendChoice = backend.parse()?;
     let model = Model::load(model_path)?;
     let is_csv = features.extension().is_some_and(|e| e == "csv");
@@ -37,11 +37,15 @@ pub fn predict(model_path: &Path, features: &Path, out: &Path, backend: &str) ->
     };
     let mut b = tandem::open_backend(choice)?;
     let p = tandem::predict(&model, &x, rows, b.as_mut())?;
+    let mut outputs = Outputs::default();
     if out.extension().is_some_and(|e| e == "npy") {
-        npy::write_f32(out, &[rows, npy_width(&p)], &npy_rows(&p, rows))?;
+        let shape = [rows, npy_width(&p)];
+        let data = npy_rows(&p, rows);
+        outputs.stage(out, "--out", |tmp| Ok(npy::write_f32(tmp, &shape, &data)?))?;
     } else {
-        write_atomic(out, &csv_text(&model, &p, rows))?;
+        outputs.stage_bytes(out, "--out", csv_text(&model, &p, rows).as_bytes())?;
     }
+    outputs.commit()?;
     eprintln!("wrote {} predictions to {}", rows, out.display());
     let _ = std::io::stdout().flush();
     Ok(())

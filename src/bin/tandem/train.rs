@@ -1,7 +1,7 @@
 //! `tandem train`: fit the model a config describes, print each epoch's
 //! losses and validation metrics, then save what was asked for.
 
-use super::output::{check_output, write_atomic};
+use super::output::{check_distinct, check_some, Outputs};
 use anyhow::Result;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::{Path, PathBuf};
@@ -16,8 +16,11 @@ pub fn train(
     backend: &str,
     quiet: bool,
 ) -> Result<()> {
-    check_output(&out, "--out")?;
-    check_output(&log, "--log")?;
+    check_some(&out, "--out")?;
+    check_some(&log, "--log")?;
+    if let (Some(o), Some(l)) = (&out, &log) {
+        check_distinct(&[(o, "--out"), (l, "--log")])?;
+    }
     let choice: BackendChoice = backend.parse()?;
     let mut cfg = Config::load(config)?;
     let split = load_split(&mut cfg)?;
@@ -65,12 +68,29 @@ pub fn train(
     bar.finish_and_clear();
     print_early_stopping(&history);
     print_final_metrics(&history);
-    if let Some(path) = &log {
-        write_atomic(path, &step_log(&model, &history))?;
+    save_outputs(&model, &history, out.as_deref(), log.as_deref())
+}
+
+/// Writes the model and the log to temporary files, and only once both are
+/// written renames them into place: a failed save replaces neither.
+fn save_outputs(
+    model: &Model,
+    history: &History,
+    out: Option<&Path>,
+    log: Option<&Path>,
+) -> Result<()> {
+    let mut outputs = Outputs::default();
+    if let Some(path) = out {
+        outputs.stage_bytes(path, "--out", &model.to_bytes()?)?;
+    }
+    if let Some(path) = log {
+        outputs.stage_bytes(path, "--log", step_log(model, history).as_bytes())?;
+    }
+    outputs.commit()?;
+    if let Some(path) = log {
         eprintln!("wrote per-step losses to {}", path.display());
     }
-    if let Some(path) = &out {
-        model.save(path)?;
+    if let Some(path) = out {
         eprintln!("saved the model to {}", path.display());
     }
     Ok(())
