@@ -411,7 +411,16 @@ impl Model {
             None | Some(FORMAT_V1) => serde_json::from_str::<SpecV1>(spec_json)
                 .map_err(bad_spec)?
                 .into(),
-            _ => serde_json::from_str(spec_json).map_err(bad_spec)?,
+            Some(FORMAT) => serde_json::from_str(spec_json).map_err(bad_spec)?,
+            Some(other) => {
+                return Err(Error::weights(
+                    path,
+                    format!(
+                        "model format `{other}` is not one this tandem reads \
+                         ({FORMAT_V1} or {FORMAT}): it was saved by another version"
+                    ),
+                ))
+            }
         };
         let mut model = Model::new(spec, 0);
         model.params = read_tensors(path, &model.network.layout)?;
