@@ -8,6 +8,7 @@ pub mod dense;
 pub mod ensemble;
 pub mod gate;
 pub mod gather;
+pub mod guard;
 pub mod loss;
 pub mod matmul;
 pub mod multitask;
@@ -204,9 +205,14 @@ fn execute(b: &[Vec<f32>], out: &mut [Vec<f32>], op: &Op, t: &Twins) {
             let (g, f) = (&b[grads.0], &b[factors.0]);
             (t.adam_update)(args, g, u32s(&b[counters.0]), f, p, m, v)
         }
-        Op::SgdUpdate { args, grads, .. } => {
+        Op::SgdUpdate {
+            args,
+            grads,
+            counters,
+            ..
+        } => {
             let (p, u) = two(out);
-            optimizer::sgd_update(args, &b[grads.0], p, u)
+            optimizer::sgd_update(args, &b[grads.0], u32s(&b[counters.0]), p, u)
         }
         Op::BatchGather {
             args,
@@ -261,6 +267,12 @@ fn execute(b: &[Vec<f32>], out: &mut [Vec<f32>], op: &Op, t: &Twins) {
             let (lambda, norms, o, initial) = (&b[lambda.0], &b[norms.0], &b[o.0], &b[initial.0]);
             weighting::gradnorm_update(args, lambda, norms, o, initial, &mut out[0])
         }
+        Op::NonfiniteCheck {
+            args,
+            out: o,
+            grads,
+            ..
+        } => guard::nonfinite_check(args, &b[o.0], &b[grads.0], u32s_mut(&mut out[0])),
     }
 }
 
