@@ -37,7 +37,7 @@ pub fn train(
     let bar = progress_bar(quiet);
     let mut header_done = false;
     let mut last_loss = f32::NAN;
-    let history = tandem::fit(
+    let fitted = tandem::fit(
         &mut model,
         &split.train,
         split.valid.as_ref(),
@@ -61,8 +61,9 @@ pub fn train(
                 });
             }
         },
-    )?;
+    );
     bar.finish_and_clear();
+    let history = fitted.map_err(|e| nothing_written(e, &out, &log))?;
     print_early_stopping(&history);
     print_final_metrics(&history);
     if let Some(path) = &log {
@@ -74,6 +75,29 @@ pub fn train(
         eprintln!("saved the model to {}", path.display());
     }
     Ok(())
+}
+
+/// A run that diverged (or whose validation loss was never finite) saves
+/// nothing: `--out` and `--log` stay as they were, and the message says so.
+fn nothing_written(
+    e: tandem::Error,
+    out: &Option<PathBuf>,
+    log: &Option<PathBuf>,
+) -> anyhow::Error {
+    if !matches!(e, tandem::Error::NonFinite { .. }) {
+        return e.into();
+    }
+    let kept: Vec<String> = [("--out", out), ("--log", log)]
+        .iter()
+        .filter_map(|(flag, p)| p.as_ref().map(|p| format!("{flag} {}", p.display())))
+        .collect();
+    if kept.is_empty() {
+        return e.into();
+    }
+    anyhow::anyhow!(
+        "{e}\nnothing was written: {} left as it was",
+        kept.join(" and ")
+    )
 }
 
 /// The steps-per-epoch bar (hidden with `--quiet`).
