@@ -167,12 +167,6 @@ fn print_early_stopping(history: &History) {
             best + 1
         );
     }
-    if history.stopped_early && history.best_epoch.is_none() {
-        println!(
-            "early stopping after epoch {}: the validation loss was never finite",
-            history.epochs.len()
-        );
-    }
 }
 
 /// The validation metrics of the weights the model now holds.
