@@ -8,6 +8,8 @@
 //   (written with the epoch's row order), so the bias correction is exact and the same on every
 //   backend: no f32 pow on the device.
 // sgd_update (Keras form):        u ← μ·u − lr·g;  p ← p + u
+// Both leave p and their state untouched once the non-finite guard has fired (counters[2] ≠ 0,
+// see guard.wgsl): the parameters stay as the last finite step left them.
 // CPU twin: src/cpu/optimizer.rs (Adam: SIMD across threads; reference:
 // src/cpu/reference/optimizer.rs).
 
@@ -35,7 +37,7 @@ fn adam_update(@builtin(workgroup_id) wid: vec3<u32>,
                @builtin(num_workgroups) nwg: vec3<u32>,
                @builtin(local_invocation_id) lid: vec3<u32>) {
     let i = (wid.x + wid.y * nwg.x) * 256u + lid.x;
-    if (i >= ad.len) { return; }
+    if (i >= ad.len || ad_counters[2] != 0u) { return; }
     let at = ad.p_off + i;
     let k = 2u * ad_counters[0];
     let f0 = ad_factors[k];
@@ -61,15 +63,16 @@ struct SgdArgs {
 
 @group(0) @binding(0) var<uniform> sg: SgdArgs;
 @group(0) @binding(1) var<storage, read> sg_grad: array<f32>;
-@group(0) @binding(2) var<storage, read_write> sg_p: array<f32>;
-@group(0) @binding(3) var<storage, read_write> sg_u: array<f32>;
+@group(0) @binding(2) var<storage, read> sg_counters: array<u32>;
+@group(0) @binding(3) var<storage, read_write> sg_p: array<f32>;
+@group(0) @binding(4) var<storage, read_write> sg_u: array<f32>;
 
 @compute @workgroup_size(256)
 fn sgd_update(@builtin(workgroup_id) wid: vec3<u32>,
               @builtin(num_workgroups) nwg: vec3<u32>,
               @builtin(local_invocation_id) lid: vec3<u32>) {
     let i = (wid.x + wid.y * nwg.x) * 256u + lid.x;
-    if (i >= sg.len) { return; }
+    if (i >= sg.len || sg_counters[2] != 0u) { return; }
     let at = sg.p_off + i;
     let u = sg.momentum * sg_u[at] - sg.lr * sg_grad[at];
     sg_u[at] = u;

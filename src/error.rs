@@ -44,6 +44,68 @@ pub enum Error {
     /// A caller asked for something the model or backend cannot do.
     #[error("{0}")]
     Invalid(String),
+    /// Training diverged: a loss or gradient was not finite at a step (the
+    /// parameters were left as the step before left them), or early stopping
+    /// never saw a finite validation loss. Steps and epochs count from 0, as
+    /// in `History` and the `--log` file.
+    #[error("{}", non_finite_message(*.what, tasks, *.step, *.epoch, *.last_finite_loss))]
+    NonFinite {
+        what: NonFiniteIn,
+        /// The tasks whose loss was not finite (every task for a gradient or
+        /// objective that was not finite while each task's loss was).
+        tasks: Vec<String>,
+        /// The global step (for the validation loss: the last step of `epoch`).
+        step: u64,
+        epoch: usize,
+        /// The objective of the last step whose update was applied (None
+        /// when there was none, or for the validation loss).
+        last_finite_loss: Option<f32>,
+    },
+}
+
+/// What was not finite in an `Error::NonFinite`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NonFiniteIn {
+    /// One or more tasks' training losses L_j.
+    Loss,
+    /// The objective Σ λ_j L_j (+ the weighting's terms), every L_j finite.
+    Objective,
+    /// The gradient, every loss finite.
+    Gradient,
+    /// The validation loss, at every epoch (early stopping had nothing to keep).
+    ValidationLoss,
+}
+
+fn non_finite_message(
+    what: NonFiniteIn,
+    tasks: &[String],
+    step: u64,
+    epoch: usize,
+    last: Option<f32>,
+) -> String {
+    let names = tasks
+        .iter()
+        .map(|t| format!("`{t}`"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let s = if tasks.len() == 1 { "" } else { "s" };
+    let thing = match what {
+        NonFiniteIn::Loss => format!("the loss of task{s} {names} is not finite"),
+        NonFiniteIn::Objective => format!("the objective (task{s} {names}) is not finite"),
+        NonFiniteIn::Gradient => format!("the gradient (task{s} {names}) is not finite"),
+        NonFiniteIn::ValidationLoss => {
+            return format!(
+                "the validation loss (task{s} {names}) was never finite; \
+                 early stopping has no weights to keep (first seen after step {step}, epoch {epoch}; \
+                 counted from 0)"
+            )
+        }
+    };
+    let last = match last {
+        Some(l) => format!("the last finite loss was {l}"),
+        None => "no step before it".into(),
+    };
+    format!("training diverged: {thing} at step {step} (epoch {epoch}; counted from 0); {last}")
 }
 
 impl Error {

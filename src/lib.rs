@@ -33,7 +33,7 @@ pub mod train;
 pub use backend::select::{open_backend, BackendChoice};
 pub use backend::{Backend, Counters, ProgramId};
 pub use data::Dataset;
-pub use error::{Error, Result};
+pub use error::{Error, NonFiniteIn, Result};
 pub use io::{Config, TrainConfig};
 pub use model::{Model, ModelSpec, TaskKind, TaskSpec};
 pub use train::{evaluate, fit, predict, EpochReport, Event, History, Predictions};

@@ -111,6 +111,8 @@ pub enum Op {
     SgdUpdate {
         args: SgdArgs,
         grads: BufId,
+        /// The step's counters: the update is skipped once the guard at [2] is set.
+        counters: BufId,
         params: BufId,
         velocity: BufId,
     },
@@ -194,6 +196,14 @@ pub enum Op {
         initial: BufId,
         grads: BufId,
     },
+    /// The non-finite guard: records in counters[2..] the first step whose
+    /// L_j, objective or gradient is not finite (the optimizers then skip).
+    NonfiniteCheck {
+        args: GuardArgs,
+        out: BufId,
+        grads: BufId,
+        counters: BufId,
+    },
 }
 
 /// The loss an `Op::Loss` computes; each has its own kernel in shaders/loss.wgsl.
@@ -264,6 +274,7 @@ impl Op {
             Op::GradnormSumsq { .. } => Kernel::GradnormSumsq,
             Op::GradnormWeights { .. } => Kernel::GradnormWeights,
             Op::GradnormUpdate { .. } => Kernel::GradnormUpdate,
+            Op::NonfiniteCheck { .. } => Kernel::NonfiniteCheck,
         }
     }
 
@@ -308,10 +319,11 @@ impl Op {
             } => vec![grads, counters, factors, params, m, v],
             Op::SgdUpdate {
                 grads,
+                counters,
                 params,
                 velocity,
                 ..
-            } => vec![grads, params, velocity],
+            } => vec![grads, counters, params, velocity],
             Op::BatchGather {
                 src,
                 idx,
@@ -344,6 +356,12 @@ impl Op {
                 grads,
                 ..
             } => vec![lambda, norms, out, initial, grads],
+            Op::NonfiniteCheck {
+                out,
+                grads,
+                counters,
+                ..
+            } => vec![out, grads, counters],
         }
     }
 
@@ -376,6 +394,7 @@ impl Op {
             Op::GradnormSumsq { args, .. }
             | Op::GradnormWeights { args, .. }
             | Op::GradnormUpdate { args, .. } => bytes_of(args),
+            Op::NonfiniteCheck { args, .. } => bytes_of(args),
         };
         bytes.to_vec()
     }
@@ -406,6 +425,7 @@ impl Op {
             Op::UncertaintyFinish { .. } => 1,
             Op::GradnormSumsq { args, .. } => args.tasks,
             Op::GradnormWeights { .. } | Op::GradnormUpdate { .. } => 1,
+            Op::NonfiniteCheck { args, .. } => flat(args.len.max(1)),
         }
     }
 

@@ -5,6 +5,8 @@
 //! Run with `--show-output` to see the adapter and the table of worst errors.
 
 mod common;
+#[path = "parity/guard.rs"]
+mod guard;
 #[path = "parity/harness.rs"]
 mod harness;
 
@@ -69,6 +71,7 @@ const CASES: &[(Kernel, Case)] = &[
     (Kernel::GradnormSumsq, gradnorm_sumsq),
     (Kernel::GradnormWeights, gradnorm_weights),
     (Kernel::GradnormUpdate, gradnorm_update),
+    (Kernel::NonfiniteCheck, guard::nonfinite_check),
 ];
 
 #[test]
@@ -573,13 +576,14 @@ fn loss_grad_scale(h: &mut Harness) -> String {
 
 fn adam_update(h: &mut Harness) -> String {
     let mut worst = 0.0f32;
-    for &len in LENGTHS {
+    for (&len, guard) in LENGTHS.iter().flat_map(|l| [(l, 0u32), (l, 5)]) {
         for style in [0u32, 1] {
             h.reset();
             let total = len as usize + 10;
             let grads = h.buffer("grads", 0, &random(seed(&[len, 1]), total, -1.0, 1.0));
-            // Step 1 of the epoch, global step t = 7: the factors' second row.
-            let counters = h.buffer_u32("counters", &[1, 6]);
+            // Step 1 of the epoch, global step t = 7: the factors' second row;
+            // a set guard (an earlier step was not finite) leaves everything as it was.
+            let counters = h.buffer_u32("counters", &[1, 6, guard, 0, 1]);
             let o = tandem::io::OptimizerConfig {
                 lr: 0.01,
                 style: [AdamStyle::Keras, AdamStyle::Torch][style as usize],
@@ -620,7 +624,7 @@ fn adam_update(h: &mut Harness) -> String {
                 },
             ];
             worst = worst.max(h.check(
-                &format!("adam_update {len} style {style}"),
+                &format!("adam_update {len} style {style} guard {guard}"),
                 &ops,
                 ELEM_TOL.0,
                 ELEM_TOL.1,
@@ -628,16 +632,17 @@ fn adam_update(h: &mut Harness) -> String {
         }
     }
     format!(
-        "{} lengths x keras/torch, 2 steps on a sub-range, max |Δ| {worst:.2e}",
+        "{} lengths x keras/torch x guard clear/set, 2 steps on a sub-range, max |Δ| {worst:.2e}",
         LENGTHS.len()
     )
 }
 
 fn sgd_update(h: &mut Harness) -> String {
-    for &len in LENGTHS {
+    for (&len, guard) in LENGTHS.iter().flat_map(|l| [(l, 0u32), (l, 5)]) {
         h.reset();
         let total = len as usize + 10;
         let grads = h.buffer("grads", 0, &random(seed(&[len, 1]), total, -1.0, 1.0));
+        let counters = h.buffer_u32("counters", &[1, 6, guard, 0, 1]);
         let params = h.buffer("params", 0, &random(seed(&[len, 2]), total, -1.0, 1.0));
         let velocity = h.buffer("velocity", 0, &random(seed(&[len, 3]), total, -0.1, 0.1));
         let args = SgdArgs {
@@ -647,10 +652,11 @@ fn sgd_update(h: &mut Harness) -> String {
             momentum: 0.9,
         };
         h.check(
-            &format!("sgd_update {len}"),
+            &format!("sgd_update {len} guard {guard}"),
             &[Op::SgdUpdate {
                 args,
                 grads,
+                counters,
                 params,
                 velocity,
             }],
@@ -658,7 +664,7 @@ fn sgd_update(h: &mut Harness) -> String {
             ELEM_TOL.1,
         );
     }
-    format!("{} lengths", LENGTHS.len())
+    format!("{} lengths x guard clear/set", LENGTHS.len())
 }
 
 fn batch_gather(h: &mut Harness) -> String {

@@ -170,7 +170,7 @@ fn first_adam_step_is_the_same_on_cpu_and_gpu() {
             v: BufId(5),
         };
         // Parameters start at 0, so after the step they are −(the update) exactly.
-        let counters: Vec<f32> = bytemuck::cast_slice(&[0u32, 0]).to_vec();
+        let counters: Vec<f32> = bytemuck::cast_slice(&[0u32, 0, 0]).to_vec();
         let factors = adam_factors(&o, 1).to_vec();
         let zeros = vec![0.0; len];
         let inputs = [

@@ -8,6 +8,7 @@ pub mod dense;
 pub mod ensemble;
 pub mod gate;
 pub mod gather;
+pub mod guard;
 pub mod loss;
 pub mod matmul;
 pub mod multitask;
@@ -204,9 +205,14 @@ fn execute(b: &[Vec<f32>], out: &mut [Vec<f32>], op: &Op, t: &Twins) {
             let (g, f) = (&b[grads.0], &b[factors.0]);
             (t.adam_update)(args, g, u32s(&b[counters.0]), f, p, m, v)
         }
-        Op::SgdUpdate { args, grads, .. } => {
+        Op::SgdUpdate {
+            args,
+            grads,
+            counters,
+            ..
+        } => {
             let (p, u) = two(out);
-            optimizer::sgd_update(args, &b[grads.0], p, u)
+            optimizer::sgd_update(args, &b[grads.0], u32s(&b[counters.0]), p, u)
         }
         Op::BatchGather {
             args,
@@ -232,6 +238,23 @@ fn execute(b: &[Vec<f32>], out: &mut [Vec<f32>], op: &Op, t: &Twins) {
         Op::GatedSumBackwardGate { args, dout, ex, .. } => {
             gate::sum_backward_gate(args, &b[dout.0], &b[ex.0], &mut out[0])
         }
+        Op::UncertaintyWeights { .. }
+        | Op::UncertaintyFinish { .. }
+        | Op::GradnormSumsq { .. }
+        | Op::GradnormWeights { .. }
+        | Op::GradnormUpdate { .. } => execute_weighting(b, out, op),
+        Op::NonfiniteCheck {
+            args,
+            out: o,
+            grads,
+            ..
+        } => guard::nonfinite_check(args, &b[o.0], &b[grads.0], u32s_mut(&mut out[0])),
+    }
+}
+
+/// The task weighting's ops (`execute` hands them over): one arm each.
+fn execute_weighting(b: &[Vec<f32>], out: &mut [Vec<f32>], op: &Op) {
+    match op {
         Op::UncertaintyWeights { args, params, .. } => {
             weighting::uncertainty_weights(args, &b[params.0], &mut out[0])
         }
@@ -261,6 +284,7 @@ fn execute(b: &[Vec<f32>], out: &mut [Vec<f32>], op: &Op, t: &Twins) {
             let (lambda, norms, o, initial) = (&b[lambda.0], &b[norms.0], &b[o.0], &b[initial.0]);
             weighting::gradnorm_update(args, lambda, norms, o, initial, &mut out[0])
         }
+        other => unreachable!("{:?} is not a weighting op", other.kernel()),
     }
 }
 

@@ -13,7 +13,8 @@ use crate::ops::{AdamArgs, SgdArgs};
 const PARALLEL_ELEMENTS: usize = 1 << 13;
 
 /// One Adam step with the bias-corrected factors of step counters[0] of the
-/// epoch: (f0, f1) = factors[2k], factors[2k + 1] (see the reference).
+/// epoch: (f0, f1) = factors[2k], factors[2k + 1] (see the reference); none
+/// once the non-finite guard counters[2] is set.
 pub fn adam_update(
     a: &AdamArgs,
     grads: &[f32],
@@ -23,6 +24,9 @@ pub fn adam_update(
     m: &mut [f32],
     v: &mut [f32],
 ) {
+    if counters[2] != 0 {
+        return;
+    }
     let k = 2 * counters[0] as usize;
     let (f0, f1) = (factors[k], factors[k + 1]);
     let range = a.p_off as usize..(a.p_off + a.len) as usize;
@@ -75,8 +79,18 @@ pub fn adam_update(
     }
 }
 
-/// One SGD step: u ← μ·u − lr·g; p ← p + u.
-pub fn sgd_update(a: &SgdArgs, grads: &[f32], params: &mut [f32], velocity: &mut [f32]) {
+/// One SGD step: u ← μ·u − lr·g; p ← p + u; none once the non-finite guard
+/// counters[2] is set.
+pub fn sgd_update(
+    a: &SgdArgs,
+    grads: &[f32],
+    counters: &[u32],
+    params: &mut [f32],
+    velocity: &mut [f32],
+) {
+    if counters[2] != 0 {
+        return;
+    }
     for at in a.p_off as usize..(a.p_off + a.len) as usize {
         let u = a.momentum * velocity[at] - a.lr * grads[at];
         velocity[at] = u;

@@ -157,3 +157,13 @@ pub struct GradnormArgs {
     pub p_off: u32,
     pub alpha: f32,
 }
+
+/// `GuardArgs` in shaders/guard.wgsl: T tasks, `len` gradient elements.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, Pod, Zeroable)]
+pub struct GuardArgs {
+    pub tasks: u32,
+    pub len: u32,
+    pub _pad0: u32,
+    pub _pad1: u32,
+}

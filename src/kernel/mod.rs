@@ -62,6 +62,7 @@ pub enum Kernel {
     GradnormSumsq,
     GradnormWeights,
     GradnormUpdate,
+    NonfiniteCheck,
 }
 
 /// The facts of one kernel.
@@ -117,7 +118,7 @@ pub const KERNELS: &[KernelInfo] = &[
     row(MultitaskLossReduce,     "multitask.wgsl", "multitask_loss_reduce",      &[R, R, R, W, W],    size_of::<ReduceArgs>()),
     row(LossGradScale,           "multitask.wgsl", "loss_grad_scale",            &[R, W],             size_of::<ScaleArgs>()),
     row(AdamUpdate,              "optimizer.wgsl", "adam_update",                &[R, R, R, W, W, W], size_of::<AdamArgs>()),
-    row(SgdUpdate,               "optimizer.wgsl", "sgd_update",                 &[R, W, W],          size_of::<SgdArgs>()),
+    row(SgdUpdate,               "optimizer.wgsl", "sgd_update",                 &[R, R, W, W],       size_of::<SgdArgs>()),
     row(BatchGather,             "gather.wgsl",    "batch_gather",               &[R, R, R, W],       size_of::<GatherArgs>()),
     row(StepAdvance,             "gather.wgsl",    "step_advance",               &[W],                size_of::<StepArgs>()),
     row(GateSoftmax,             "gate.wgsl",      "gate_softmax",               &[R, W],             size_of::<GateArgs>()),
@@ -130,6 +131,7 @@ pub const KERNELS: &[KernelInfo] = &[
     row(GradnormSumsq,           "weighting.wgsl", "gradnorm_sumsq",             &[R, W],             size_of::<GradnormArgs>()),
     row(GradnormWeights,         "weighting.wgsl", "gradnorm_weights",           &[R, W],             size_of::<GradnormArgs>()),
     row(GradnormUpdate,          "weighting.wgsl", "gradnorm_update",            &[R, R, R, R, W],    size_of::<GradnormArgs>()),
+    row(NonfiniteCheck,          "guard.wgsl",     "nonfinite_check",            &[R, R, W],          size_of::<GuardArgs>()),
 ];
 
 // `Kernel::info` indexes `KERNELS` by variant: the rows must follow the enum.
@@ -163,6 +165,7 @@ pub const SHADER_FILES: &[(&str, &str)] = &[
         "weighting.wgsl",
         include_str!("../../shaders/weighting.wgsl"),
     ),
+    ("guard.wgsl", include_str!("../../shaders/guard.wgsl")),
 ];
 
 impl Kernel {

@@ -12,7 +12,7 @@ use super::trainer::{check_data, StepLoss, Trainer};
 use crate::backend::Backend;
 use crate::data::Dataset;
 use crate::model::Model;
-use crate::{Error, Result};
+use crate::{Error, NonFiniteIn, Result};
 
 /// What `fit` reports as it goes.
 pub enum Event<'a> {
@@ -76,6 +76,11 @@ impl History {
 /// With `cfg.early_stopping` (which needs `valid`) training ends once the
 /// validation loss has not improved for `patience` epochs, and the best
 /// epoch's weights are put back when `restore_best` says so.
+///
+/// Errors with `Error::NonFinite` when a step's loss or gradient was not
+/// finite (at the end of that epoch; `model` then holds the parameters after
+/// the last finite step), or when early stopping never saw a finite
+/// validation loss.
 pub fn fit(
     model: &mut Model,
     train: &Dataset,
@@ -118,6 +123,10 @@ pub fn fit(
     for epoch in 0..cfg.epochs {
         let steps = trainer
             .train_epoch(&mut |done, total| on_event(Event::Progress { epoch, done, total }))?;
+        if let Some(e) = trainer.divergence() {
+            trainer.download(model)?;
+            return Err(e);
+        }
         // Each step weighs by its rows, as Keras' loss tracker weighs its batches.
         let loss = weighted_mean(steps.iter().map(|s| (s.total, s.rows as f32)));
         let (valid_metrics, valid_task_losses) = match (&predictor, valid) {
@@ -154,7 +163,7 @@ pub fn fit(
     }
     trainer.download(model)?;
     if let Some(w) = watch {
-        w.finish(&mut history, model);
+        w.finish(&mut history, model, &trainer)?;
     }
     Ok(history)
 }
@@ -198,17 +207,43 @@ impl EarlyStop<'_> {
     }
 
     /// Records the best epoch in `history`, and puts its weights back into
-    /// `model` when they were kept and differ from the last epoch's.
-    fn finish(self, history: &mut History, model: &mut Model) {
-        if let Some((epoch, _, weights)) = self.best {
-            history.best_epoch = Some(epoch);
-            if let Some(w) = weights {
-                if epoch + 1 != history.epochs.len() {
-                    model.params = w;
-                    history.restored_best = true;
-                }
+    /// `model` when they were kept and differ from the last epoch's. A
+    /// validation loss that was never finite is an error.
+    fn finish(self, history: &mut History, model: &mut Model, trainer: &Trainer) -> Result<()> {
+        let Some((epoch, _, weights)) = self.best else {
+            return Err(never_finite(history, model, trainer.steps_per_epoch()));
+        };
+        history.best_epoch = Some(epoch);
+        if let Some(w) = weights {
+            if epoch + 1 != history.epochs.len() {
+                model.params = w;
+                history.restored_best = true;
             }
         }
+        Ok(())
+    }
+}
+
+/// Early stopping's error when no epoch had a finite validation loss: the
+/// tasks whose validation loss was not finite after the first epoch (all of
+/// them when only the weighted sum overflowed).
+fn never_finite(history: &History, model: &Model, steps_per_epoch: usize) -> Error {
+    let names: Vec<String> = model.spec.tasks.iter().map(|t| t.name.clone()).collect();
+    let first = history.epochs.first().map(|e| &e.valid_task_losses);
+    let bad: Vec<String> = (names.iter().enumerate())
+        .filter(|(j, _)| {
+            first
+                .and_then(|l| l.get(*j))
+                .is_some_and(|l| !l.is_finite())
+        })
+        .map(|(_, n)| n.clone())
+        .collect();
+    Error::NonFinite {
+        what: NonFiniteIn::ValidationLoss,
+        tasks: if bad.is_empty() { names } else { bad },
+        step: steps_per_epoch.saturating_sub(1) as u64,
+        epoch: 0,
+        last_finite_loss: None,
     }
 }
 

@@ -7,6 +7,7 @@
 use super::config::{OptimizerConfig, OptimizerKind, TrainConfig};
 use super::step::counts::LabelCounts;
 use super::step::gather::{self, ResidentData, StepCursor};
+use super::step::guard::{self, Divergence};
 use super::step::loss::{self, LossBuffers};
 use super::step::optimizer::{self, ParamBuffers};
 use super::step::StepShape;
@@ -70,6 +71,12 @@ pub struct Trainer {
     lambda_history: Vec<Vec<f32>>,
     /// Per task and row, its label elements: each step's weight in the epoch means.
     label_counts: LabelCounts,
+    /// Task names, for the non-finite guard's error.
+    task_names: Vec<String>,
+    /// The objective of the last step whose update was applied.
+    last_finite: Option<f32>,
+    /// The first step that was not finite, and the objective before it.
+    diverged: Option<(Divergence, Option<f32>)>,
 }
 
 /// Checks that `data` fits `model` before anything is uploaded.
@@ -159,6 +166,14 @@ impl Trainer {
         ops.extend(loss::grad_scale_ops(spec, &shape, &graph, &losses));
         ops.extend(graph.backward.iter().cloned());
         ops.extend(weighter.after_backward(graph.rep_split, gradnorm));
+        let grads_len = model.network.layout.len;
+        ops.push(guard::check_op(
+            &shape,
+            grads_len,
+            losses.out,
+            state.grads,
+            cursor.counters,
+        ));
         ops.extend(optimizer::update_ops(
             model,
             &cfg.optimizer,
@@ -191,6 +206,9 @@ impl Trainer {
             host_lambda: None,
             lambda_history: Vec::new(),
             label_counts,
+            task_names: spec.tasks.iter().map(|t| t.name.clone()).collect(),
+            last_finite: None,
+            diverged: None,
         })
     }
 
@@ -231,7 +249,10 @@ impl Trainer {
     }
 
     /// Trains one epoch; `progress(steps_done, steps_total)` is called after
-    /// each submission. Returns every step's losses (read back once).
+    /// each submission. Returns every step's losses (read back once, with the
+    /// step counters). When a step's loss or gradient was not finite, the
+    /// optimizer skipped it and every later step: the losses end with that
+    /// step's and [`Trainer::divergence`] says what happened.
     pub fn train_epoch(&mut self, progress: &mut dyn FnMut(usize, usize)) -> Result<Vec<StepLoss>> {
         let order = self.row_order();
         let b = self.backend.as_mut();
@@ -258,6 +279,11 @@ impl Trainer {
             progress(done, steps);
         }
         let log = b.read(self.bufs.log)?;
+        let counters = b.read_u32(self.bufs.cursor.counters)?;
+        let t = self.shape.tasks;
+        if let Some(d) = Divergence::read(&counters, t) {
+            return Ok(self.diverge(d, &log, &order));
+        }
         // λ the host wrote is known; only the device-computed kind is read back (T values).
         let lambda = match &self.host_lambda {
             Some(l) if !self.weighter.on_device() => l.clone(),
@@ -266,7 +292,7 @@ impl Trainer {
         self.lambda_history.push(lambda);
         self.epoch += 1;
         self.global_step += steps as u64;
-        let t = self.shape.tasks;
+        self.last_finite = log.chunks_exact(t + 1).last().map(|c| c[0]);
         let counts = self.label_counts.per_step(&order, self.shape.batch);
         let steps: Vec<StepLoss> = (log.chunks_exact(t + 1).zip(counts))
             .map(|(c, n)| StepLoss {
@@ -278,6 +304,43 @@ impl Trainer {
             .collect();
         self.weighter.end_epoch(&steps);
         Ok(steps)
+    }
+
+    /// Records the first step that was not finite; returns the epoch's losses
+    /// up to and including that step's.
+    fn diverge(&mut self, d: Divergence, log: &[f32], order: &[u32]) -> Vec<StepLoss> {
+        let t = self.shape.tasks;
+        let first = self.global_step;
+        let kept = (d.step + 1).saturating_sub(first) as usize;
+        let rows: Vec<&[f32]> = log.chunks_exact(t + 1).take(kept).collect();
+        let last = match rows.len().checked_sub(2) {
+            Some(k) => Some(rows[k][0]),
+            None if d.step == first => self.last_finite,
+            None => None,
+        };
+        // A caller that trains on after the error keeps the first record.
+        if self.diverged.is_none() {
+            self.diverged = Some((d, last));
+        }
+        self.epoch += 1;
+        self.global_step += self.shape.steps_per_epoch as u64;
+        let counts = self.label_counts.per_step(order, self.shape.batch);
+        (rows.into_iter().zip(counts))
+            .map(|(c, n)| StepLoss {
+                total: c[0],
+                tasks: c[1..].to_vec(),
+                rows: n.rows,
+                labels: n.labels,
+            })
+            .collect()
+    }
+
+    /// `Error::NonFinite` once a step's loss or gradient was not finite: the
+    /// task names, the global step and its epoch, and the last finite
+    /// objective. The parameters on the device are those after the step before.
+    pub fn divergence(&self) -> Option<Error> {
+        let (d, last) = self.diverged.as_ref()?;
+        Some(d.error(&self.task_names, self.shape.steps_per_epoch, *last))
     }
 
     /// λ_j per finished epoch, as its last step used them (the configured

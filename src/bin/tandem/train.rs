@@ -40,7 +40,7 @@ pub fn train(
     let bar = progress_bar(quiet);
     let mut header_done = false;
     let mut last_loss = f32::NAN;
-    let history = tandem::fit(
+    let fitted = tandem::fit(
         &mut model,
         &split.train,
         split.valid.as_ref(),
@@ -64,8 +64,9 @@ pub fn train(
                 });
             }
         },
-    )?;
+    );
     bar.finish_and_clear();
+    let history = fitted.map_err(|e| nothing_written(e, &out, &log))?;
     print_early_stopping(&history);
     print_final_metrics(&history);
     save_outputs(&model, &history, out.as_deref(), log.as_deref())
@@ -94,6 +95,29 @@ fn save_outputs(
         eprintln!("saved the model to {}", path.display());
     }
     Ok(())
+}
+
+/// A run that diverged (or whose validation loss was never finite) saves
+/// nothing: `--out` and `--log` stay as they were, and the message says so.
+fn nothing_written(
+    e: tandem::Error,
+    out: &Option<PathBuf>,
+    log: &Option<PathBuf>,
+) -> anyhow::Error {
+    if !matches!(e, tandem::Error::NonFinite { .. }) {
+        return e.into();
+    }
+    let kept: Vec<String> = [("--out", out), ("--log", log)]
+        .iter()
+        .filter_map(|(flag, p)| p.as_ref().map(|p| format!("{flag} {}", p.display())))
+        .collect();
+    if kept.is_empty() {
+        return e.into();
+    }
+    anyhow::anyhow!(
+        "{e}\nnothing was written: {} left as it was",
+        kept.join(" and ")
+    )
 }
 
 /// The steps-per-epoch bar (hidden with `--quiet`).
@@ -161,12 +185,6 @@ fn print_early_stopping(history: &History) {
             "{stopped}: best validation loss {:.5} at epoch {}{restored}",
             at.valid_loss.unwrap_or(f32::NAN),
             best + 1
-        );
-    }
-    if history.stopped_early && history.best_epoch.is_none() {
-        println!(
-            "early stopping after epoch {}: the validation loss was never finite",
-            history.epochs.len()
         );
     }
 }

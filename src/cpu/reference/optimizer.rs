@@ -9,6 +9,7 @@ use crate::ops::AdamArgs;
 /// m ← β1 m + (1−β1) g;  v ← β2 v + (1−β2) g²; then
 /// style 0 (Keras):   p ← p − f0 · m/(√v + ε),     f0 = lr·√(1−β2ᵗ)/(1−β1ᵗ),
 /// style 1 (PyTorch): p ← p − f0 · m/(√v/f1 + ε),  f0 = lr/(1−β1ᵗ), f1 = √(1−β2ᵗ).
+/// Nothing changes once the non-finite guard counters[2] is set.
 pub fn adam_update(
     a: &AdamArgs,
     grads: &[f32],
@@ -18,6 +19,9 @@ pub fn adam_update(
     m: &mut [f32],
     v: &mut [f32],
 ) {
+    if counters[2] != 0 {
+        return;
+    }
     let k = 2 * counters[0] as usize;
     let (f0, f1) = (factors[k], factors[k + 1]);
     for at in a.p_off as usize..(a.p_off + a.len) as usize {

@@ -13,9 +13,9 @@ use crate::ops::{BufId, GatherArgs, Op, MISSING_BITS};
 use crate::train::bagging;
 use crate::Result;
 
-/// The step's position: `counters` [2] = (the step within the epoch, which
-/// picks the gather's batch, the loss log's slot and Adam's factors; the
-/// global step), `order` [steps·batch], the epoch's row order, and
+/// The step's position: `counters` [5 + T] = (the step within the epoch,
+/// which picks the gather's batch, the loss log's slot and Adam's factors; the
+/// global step; then the non-finite guard's record, see `super::guard`), `order` [steps·batch], the epoch's row order, and
 /// `adam_factors` [steps, 2], Adam's bias-corrected factors of each step of
 /// the epoch (see `super::optimizer::adam_factors`); the host writes the last
 /// two at each epoch start.
@@ -28,7 +28,7 @@ pub struct StepCursor {
 
 impl StepCursor {
     pub fn alloc(b: &mut dyn Backend, shape: &StepShape) -> Result<StepCursor> {
-        let counters = b.alloc(2, "counters")?;
+        let counters = b.alloc(super::guard::counters_len(shape.tasks), "counters")?;
         let order = b.alloc(shape.order_len(), "row order")?;
         let adam_factors = b.alloc(2 * shape.steps_per_epoch, "adam factors")?;
         Ok(StepCursor {

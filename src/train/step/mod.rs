@@ -7,7 +7,8 @@
 //! 3. [`loss`]: each task's masked loss and its gradient dz; the weighting's
 //!    hooks (`super::weighting`) around the reduce to Σ λ_j L_j; dz scaled by
 //!    λ_j / count_j;
-//! 4. the model's backward ops, then GradNorm's update of its weight logits;
+//! 4. the model's backward ops, then GradNorm's update of its weight logits,
+//!    then the [`guard`] against a non-finite loss or gradient;
 //! 5. [`optimizer`]: Adam or SGD over every trainable range, then the step
 //!    counter advances.
 //!
@@ -16,6 +17,7 @@
 
 pub mod counts;
 pub mod gather;
+pub mod guard;
 pub mod loss;
 pub mod optimizer;
 

@@ -109,6 +109,7 @@ pub fn update_ops(
                         momentum: o.momentum,
                     },
                     grads: bufs.grads,
+                    counters: cursor.counters,
                     params: bufs.params,
                     velocity: bufs.m,
                 },
