@@ -61,6 +61,31 @@ impl CpuBackend {
     }
 }
 
+/// The most elements of one buffer: the kernels (WGSL and their CPU twins)
+/// index with u32.
+pub const MAX_BUFFER_ELEMENTS: usize = u32::MAX as usize;
+
+/// A buffer of `len` zeros, allocated fallibly: a size past
+/// [`MAX_BUFFER_ELEMENTS`] or beyond the memory there is is an error naming
+/// the buffer and its bytes, never a panic or an abort.
+fn zeroed(len: usize, label: &str) -> Result<Vec<f32>> {
+    let bytes = len as u128 * 4;
+    if len > MAX_BUFFER_ELEMENTS {
+        return Err(Error::Invalid(format!(
+            "buffer `{label}` needs {bytes} bytes ({len} elements); the CPU backend holds \
+             at most {MAX_BUFFER_ELEMENTS} elements per buffer (the kernels index with u32)"
+        )));
+    }
+    let mut v = Vec::new();
+    v.try_reserve_exact(len).map_err(|_| {
+        Error::Invalid(format!(
+            "buffer `{label}` needs {bytes} bytes ({len} elements): out of memory"
+        ))
+    })?;
+    v.resize(len, 0.0);
+    Ok(v)
+}
+
 fn u32s(v: &[f32]) -> &[u32] {
     bytemuck::cast_slice(v)
 }
@@ -300,8 +325,8 @@ impl Backend for CpuBackend {
     fn is_gpu(&self) -> bool {
         false
     }
-    fn alloc(&mut self, len: usize, _label: &str) -> Result<BufId> {
-        self.bufs.push(vec![0.0; len]);
+    fn alloc(&mut self, len: usize, label: &str) -> Result<BufId> {
+        self.bufs.push(zeroed(len, label)?);
         Ok(BufId(self.bufs.len() - 1))
     }
     fn len(&self, buf: BufId) -> usize {
@@ -309,7 +334,10 @@ impl Backend for CpuBackend {
     }
     fn write(&mut self, buf: BufId, offset: usize, data: &[f32]) -> Result<()> {
         let dst = &mut self.bufs[buf.0];
-        if offset + data.len() > dst.len() {
+        if offset
+            .checked_add(data.len())
+            .is_none_or(|end| end > dst.len())
+        {
             return Err(Error::Invalid(format!(
                 "write of {} elements at {offset} past the end of a buffer of {}",
                 data.len(),

@@ -69,7 +69,7 @@ impl GpuBackend {
 
     fn check_buffer(&self, buf: BufId, offset: usize, count: usize, what: &str) -> Result<()> {
         let b = &self.bufs[buf.0];
-        if offset + count > b.len {
+        if offset.checked_add(count).is_none_or(|end| end > b.len) {
             return Err(Error::Invalid(format!(
                 "{what} of {count} elements at {offset} past the end of buffer `{}` ({} elements)",
                 b.label, b.len
@@ -147,18 +147,21 @@ impl Backend for GpuBackend {
         true
     }
     fn alloc(&mut self, len: usize, label: &str) -> Result<BufId> {
-        let size = (len.max(1) * 4) as u64;
+        // In u128: `len · 4` as a usize wraps for a crafted size, and a wrapped
+        // byte count would pass the limit below.
+        let bytes = len.max(1) as u128 * 4;
         let limit = self
             .ctx
             .limits
             .max_storage_buffer_binding_size
             .min(self.ctx.limits.max_buffer_size);
-        if size > limit {
+        if bytes > u128::from(limit) {
             return Err(Error::Gpu(format!(
-                "buffer `{label}` needs {size} bytes; adapter {} binds at most {limit}",
+                "buffer `{label}` needs {bytes} bytes; adapter {} binds at most {limit}",
                 self.ctx.describe()
             )));
         }
+        let size = bytes as u64;
         let buffer = self.ctx.scoped(label, || {
             self.ctx.device.create_buffer(&wgpu::BufferDescriptor {
                 label: Some(label),

@@ -105,19 +105,45 @@ fn set_inputs(config: &mut Config, path: &Path, width: usize) -> Result<()> {
 // npy
 // ---------------------------------------------------------------------------------------------
 
+/// Every task has at least one present label among the training rows: a task whose
+/// labels are all missing would train with a loss of 0 and learn nothing.
+fn check_labels_present(config: &Config, train: &Dataset) -> Result<()> {
+    for ((task, source), labels) in config.data.targets.iter().zip(&train.targets) {
+        if labels.iter().any(|v| !v.is_nan()) {
+            continue;
+        }
+        let (path, what) = match source {
+            TargetSource::Npy(p) => (p.clone(), String::new()),
+            TargetSource::Column(c) => (csv_path(config), format!(" (column `{c}`)")),
+        };
+        return Err(Error::data(
+            path,
+            format!(
+                "task `{task}`{what}: no label is present in the {} training rows \
+                 (all are missing), so the task cannot be trained",
+                train.rows
+            ),
+        ));
+    }
+    Ok(())
+}
+
 fn npy_split(config: &mut Config, path: &Path) -> Result<Split> {
     let all = load_npy(config, path)?;
     check_split_size(path, all.rows, config.data.validation)?;
     let (train, valid) = split_rows(all.rows, config.data.validation, config.train.seed);
     if valid.is_empty() {
+        check_labels_present(config, &all)?;
         return Ok(Split {
             train: all,
             valid: None,
             preprocess: None,
         });
     }
+    let train = all.select(&train);
+    check_labels_present(config, &train)?;
     Ok(Split {
-        train: all.select(&train),
+        train,
         valid: Some(all.select(&valid)),
         preprocess: None,
     })
@@ -162,18 +188,26 @@ fn read_features_npy(path: &Path) -> Result<(usize, usize, Vec<f32>)> {
             format!("no rows: the features have shape {shape:?}"),
         ));
     }
-    if let Some(i) = data.iter().position(|v| !v.is_finite()) {
-        return Err(Error::data(
-            path,
-            format!(
-                "non-finite feature {} at row {} (0-based), column {}",
-                data[i],
-                i / width,
-                i % width
-            ),
-        ));
-    }
+    check_finite_features(path, &data, width)?;
     Ok((rows, width, data))
+}
+
+/// Features `[N, width]` read from `path` are all finite: NaN or ±inf is an error naming the
+/// row and column (a NaN feature would otherwise pass through ReLU as 0, silently).
+pub fn check_finite_features(path: &Path, data: &[f32], width: usize) -> Result<()> {
+    let Some(i) = data.iter().position(|v| !v.is_finite()) else {
+        return Ok(());
+    };
+    let width = width.max(1);
+    Err(Error::data(
+        path,
+        format!(
+            "non-finite feature {} at row {} (0-based), column {}",
+            data[i],
+            i / width,
+            i % width
+        ),
+    ))
 }
 
 /// A 2-D shape as (rows, columns); more dimensions are an error.
@@ -325,6 +359,7 @@ fn csv_split(config: &mut Config, features: &[String]) -> Result<Split> {
     let pre = Preprocess::fit(
         &table,
         features,
+        &config.data.categorical,
         &mut config.model.tasks,
         &targets,
         &train,
@@ -332,6 +367,7 @@ fn csv_split(config: &mut Config, features: &[String]) -> Result<Split> {
     )?;
     set_inputs(config, &table.path, pre.inputs())?;
     let train_set = encode(&pre, &table, &train)?;
+    check_labels_present(config, &train_set)?;
     let valid_set = match valid.is_empty() {
         true => None,
         false => Some(encode(&pre, &table, &valid)?),

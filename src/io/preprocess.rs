@@ -37,6 +37,7 @@ impl Preprocess {
     /// Fits the preprocessing of `table`.
     ///
     /// - `features`: feature column names; `targets[j]`: the label column of `tasks[j]`.
+    /// - `categorical`: feature columns declared categorical (`data.categorical`).
     /// - `train_rows`: data rows whose statistics (means, stds, categories) are used.
     /// - `label_rows`: data rows whose labels define the class lists (train + validation).
     ///
@@ -45,6 +46,7 @@ impl Preprocess {
     pub fn fit(
         table: &Table,
         features: &[String],
+        categorical: &[String],
         tasks: &mut [TaskSpec],
         targets: &[String],
         train_rows: &[usize],
@@ -53,7 +55,10 @@ impl Preprocess {
         assert_eq!(tasks.len(), targets.len(), "one target column per task");
         let features = features
             .iter()
-            .map(|c| fit_feature(table, c, train_rows, label_rows))
+            .map(|c| {
+                let declared = categorical.contains(c);
+                fit_feature(table, c, declared, train_rows, label_rows)
+            })
             .collect::<Result<Vec<_>>>()?;
         let targets = tasks
             .iter_mut()
@@ -126,19 +131,37 @@ impl Preprocess {
 // Fitting
 // ---------------------------------------------------------------------------------------------
 
-/// A numeric column (every non-missing cell a number) is standardised, any other is categorical.
+/// A column declared categorical, or one where no cell is a number (all text), is one-hot
+/// encoded; one whose cells are all numbers is standardised. A number column with a text cell
+/// is an error naming the cell: one typo must not turn a measurement into categories.
 fn fit_feature(
     table: &Table,
     column: &str,
+    declared: bool,
     train_rows: &[usize],
     all_rows: &[usize],
 ) -> Result<FeatureTransform> {
     let cells = table.column(column)?;
-    if !is_numeric(cells, all_rows) {
+    let present = || all_rows.iter().filter(|&&r| !is_missing(&cells[r]));
+    let count = present()
+        .filter(|&&r| cells[r].parse::<f64>().is_ok())
+        .count();
+    if declared || count == 0 && present().next().is_some() {
         return Ok(FeatureTransform::Categorical {
             column: column.to_string(),
             categories: distinct(cells, train_rows),
         });
+    }
+    if let Some(&r) = present().find(|&&r| cells[r].parse::<f64>().is_err()) {
+        return Err(table.cell_error(
+            r,
+            column,
+            format!(
+                "`{}` is not a number, but {count} other cells of this column are; fix the \
+                 cell, or list the column in data.categorical = [\"{column}\"] to one-hot encode it",
+                cells[r]
+            ),
+        ));
     }
     let values = numbers(table, column, cells, train_rows)?;
     let s = standardize(&values);

@@ -9,7 +9,7 @@ use super::params::DenseSlot;
 use super::spec::Activation;
 use crate::backend::Backend;
 use crate::ops::{BufId, DenseArgs, GateArgs, Op};
-use crate::Result;
+use crate::{Error, Result};
 
 /// One dense layer and the activation after it.
 #[derive(Debug, Clone, Copy)]
@@ -77,6 +77,19 @@ impl Pass {
     }
 }
 
+/// The elements of buffer `name`, the product of `factors`: an overflow is an
+/// error naming the buffer (the backend then checks the bytes against its limits).
+pub fn elems(name: &str, factors: &[usize]) -> Result<usize> {
+    factors
+        .iter()
+        .try_fold(1usize, |n, &f| n.checked_mul(f))
+        .ok_or_else(|| {
+            Error::Invalid(format!(
+                "buffer `{name}`: {factors:?} elements overflow the address space"
+            ))
+        })
+}
+
 /// Allocates one layer's output (and, for training, its gradient) buffer.
 pub fn layer_bufs(
     b: &mut dyn Backend,
@@ -85,7 +98,7 @@ pub fn layer_bufs(
     name: &str,
     train: bool,
 ) -> Result<LayerBufs> {
-    let n = batch * outputs;
+    let n = elems(name, &[batch, outputs])?;
     Ok(LayerBufs {
         y: b.alloc(n, name)?,
         dy: if train {

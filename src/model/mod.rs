@@ -15,6 +15,7 @@ pub mod params;
 pub mod spec;
 pub mod weights;
 
+use crate::{Error, Result};
 use network::Network;
 use params::ParamLayout;
 use rand::{Rng, SeedableRng};
@@ -46,6 +47,20 @@ pub fn weighting_init(name: &str) -> Option<f32> {
     }
 }
 
+/// `len` zeros, allocated fallibly: an error naming `what` and the bytes
+/// when the memory is not there.
+pub fn zeros(len: usize, what: &str) -> Result<Vec<f32>> {
+    let mut v = Vec::new();
+    v.try_reserve_exact(len).map_err(|_| {
+        Error::Invalid(format!(
+            "{what}: cannot allocate {} bytes ({len} f32)",
+            len as u128 * 4
+        ))
+    })?;
+    v.resize(len, 0.0);
+    Ok(v)
+}
+
 /// A model: its spec, parameter values in the flat layout, and the CSV
 /// preprocessing it was trained with (applied again by `predict`).
 #[derive(Debug, Clone)]
@@ -63,9 +78,30 @@ pub struct Model {
 impl Model {
     /// A model with Keras's default initialisation: Glorot-uniform weights
     /// (limit √(6/(in+out))), zero biases, drawn from a seeded generator.
+    /// For a spec that may be invalid or too large (a config's, a file's),
+    /// use [`Model::try_new`]: this one trusts the spec.
     pub fn new(spec: ModelSpec, seed: u64) -> Model {
         let network = Network::new(&spec);
-        let mut params = vec![0.0f32; network.layout.len];
+        let params = vec![0.0f32; network.layout.len];
+        Model::init(spec, network, params, seed)
+    }
+
+    /// [`Model::new`] after checking the spec ([`ModelSpec::check`]: tasks,
+    /// widths, classes, tandem's size limits) and allocating the parameters
+    /// fallibly: an impossible spec is an error, never a panic or an abort.
+    pub fn try_new(spec: ModelSpec, seed: u64) -> Result<Model> {
+        let size = spec.check()?;
+        let network = Network::new(&spec);
+        debug_assert_eq!(
+            network.layout.len, size.parameters,
+            "spec::check counts the layout"
+        );
+        let params = zeros(network.layout.len, "model parameters")?;
+        Ok(Model::init(spec, network, params, seed))
+    }
+
+    /// Fills `params` (zeros, the layout's length) with the seeded initialisation.
+    fn init(spec: ModelSpec, network: Network, mut params: Vec<f32>, seed: u64) -> Model {
         let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x7a6e_6465_6d00);
         for t in &network.layout.tensors {
             if t.shape.len() == 2 {

@@ -1,6 +1,8 @@
 //! The parameter layout: every named tensor of a model as a view into one
 //! flat f32 allocation (llm.c style). Gradients and optimizer state use the
 //! same layout, so one offset addresses a weight, its gradient and its moments.
+//! Sizes saturate rather than overflow; `ModelSpec::check` keeps a model far
+//! below that (at most `spec::check::MAX_PARAMETERS`).
 
 /// One named tensor inside the flat parameter vector.
 #[derive(Debug, Clone, PartialEq)]
@@ -12,9 +14,10 @@ pub struct TensorInfo {
 }
 
 impl TensorInfo {
-    /// Number of elements.
+    /// Number of elements (saturated: a spec that passed `ModelSpec::check`
+    /// never comes near `usize::MAX`).
     pub fn len(&self) -> usize {
-        self.shape.iter().product()
+        self.shape.iter().fold(1usize, |n, &d| n.saturating_mul(d))
     }
     /// True for a tensor without elements.
     pub fn is_empty(&self) -> bool {
@@ -41,7 +44,9 @@ impl DenseSlot {
     }
     /// Elements of W and b together.
     pub fn len(&self) -> usize {
-        self.inputs * self.outputs + self.outputs
+        self.inputs
+            .saturating_mul(self.outputs)
+            .saturating_add(self.outputs)
     }
     /// True for a layer without parameters (never built).
     pub fn is_empty(&self) -> bool {
@@ -106,7 +111,7 @@ impl ParamLayout {
             shape,
             offset,
         };
-        self.len += t.len();
+        self.len = self.len.saturating_add(t.len());
         self.tensors.push(t);
         offset
     }

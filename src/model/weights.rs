@@ -57,7 +57,30 @@ fn read_tensor(
     for (d, chunk) in dst.iter_mut().zip(view.data().chunks_exact(4)) {
         *d = f32::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]);
     }
-    Ok(())
+    check_finite(path, shown, shape, dst)
+}
+
+/// A weight that is NaN or ±inf is an error naming the tensor and the element.
+fn check_finite(path: &Path, shown: &str, shape: &[usize], values: &[f32]) -> Result<()> {
+    let Some(i) = values.iter().position(|v| !v.is_finite()) else {
+        return Ok(());
+    };
+    let mut index = Vec::with_capacity(shape.len());
+    let mut rest = i;
+    for &d in shape.iter().rev() {
+        index.push(rest % d.max(1));
+        rest /= d.max(1);
+    }
+    index.reverse();
+    let bad = values.iter().filter(|v| !v.is_finite()).count();
+    Err(Error::weights(
+        path,
+        format!(
+            "tensor `{shown}`: non-finite value {} at index {index:?} ({bad} of {} values are NaN or ±inf)",
+            values[i],
+            values.len()
+        ),
+    ))
 }
 
 /// Reads the tensors of `layout` found in `path` into `values`. A tensor
@@ -116,7 +139,7 @@ pub fn read_into(
 
 /// Reads every tensor of `layout` from `path` into a flat vector (all required).
 pub fn read_tensors(path: &Path, layout: &ParamLayout) -> Result<Vec<f32>> {
-    let mut values = vec![0.0f32; layout.len];
+    let mut values = super::zeros(layout.len, "weights")?;
     read_into(path, layout, &mut values, &|_| false)?;
     Ok(values)
 }
@@ -333,7 +356,7 @@ impl Model {
     /// Builds the model `spec` describes ([`Model::new`] with `seed`), with
     /// ensemble members loaded from their `weights` files.
     pub fn from_spec(spec: &ModelSpec, seed: u64) -> Result<Model> {
-        let mut model = Model::new(spec.clone(), seed);
+        let mut model = Model::try_new(spec.clone(), seed)?;
         for m in spec.members() {
             if let Some(w) = &m.weights {
                 model.load_member(&m.name, w)?;
@@ -422,10 +445,16 @@ impl Model {
                 ))
             }
         };
-        let mut model = Model::new(spec, 0);
-        model.params = read_tensors(path, &model.network.layout)?;
+        // Checked before anything is allocated from it: a crafted spec is an error.
+        let mut model = Model::try_new(spec, 0)
+            .map_err(|e| Error::weights(path, format!("metadata `spec`: {e}")))?;
+        let layout = model.network.layout.clone();
+        read_into(path, &layout, &mut model.params, &|_| false)?;
         if let Some(p) = meta.get("preprocess") {
-            model.preprocess = Some(Preprocess::from_json(p)?);
+            let p = Preprocess::from_json(p)?;
+            p.check(&model.spec)
+                .map_err(|e| Error::weights(path, format!("metadata `preprocess`: {e}")))?;
+            model.preprocess = Some(p);
         }
         if let Some(w) = meta.get("task_weights") {
             model.task_weights = serde_json::from_str(w)

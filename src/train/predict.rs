@@ -60,10 +60,19 @@ impl Predictor {
         rows: usize,
     ) -> Result<Predictor> {
         let inputs = model.spec.inputs;
-        if features.len() != rows * inputs {
+        if rows.checked_mul(inputs) != Some(features.len()) || rows >= u32::MAX as usize {
             return Err(Error::Invalid(format!(
                 "features: {} values for {rows} rows of {inputs} inputs",
                 features.len()
+            )));
+        }
+        // NaN would pass through the layers (ReLU maps it to 0): refuse it.
+        if let Some(i) = features.iter().position(|v| !v.is_finite()) {
+            return Err(Error::Invalid(format!(
+                "features: non-finite value {} at row {} (0-based), column {}",
+                features[i],
+                i / inputs,
+                i % inputs
             )));
         }
         let batch = rows.clamp(1, PREDICT_BATCH);

@@ -10,6 +10,7 @@ pub fn eval(model_path: &Path, data: &Path, validation: bool, backend: &str) -> 
     let choice: BackendChoice = backend.parse()?;
     let model = Model::load(model_path)?;
     let mut cfg = Config::load(data)?;
+    super::check_tasks(&model, model_path, &cfg)?;
     let dataset = if validation {
         let split = load_split(&mut cfg)?;
         match split.valid {

@@ -20,6 +20,7 @@ pub fn inspect(
     let choice: BackendChoice = backend.parse()?;
     let model = Model::load(model_path)?;
     let mut cfg = Config::load(data)?;
+    super::check_tasks(&model, model_path, &cfg)?;
     let dataset = load_all(&mut cfg, model.preprocess.as_ref())?;
     tandem::train::trainer::check_data(&model, &dataset, "inspection")?;
     let mut b = tandem::open_backend(choice)?;

@@ -10,7 +10,7 @@ mod train;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 #[derive(Parser)]
 #[command(
@@ -98,6 +98,19 @@ fn main() {
     if let Err(e) = run(Cli::parse()) {
         eprintln!("error: {e:#}");
         std::process::exit(1);
+    }
+}
+
+/// A config's tasks must be the model's (names, kinds, widths, order): labels are
+/// matched to outputs by position, so any difference would score the wrong labels.
+fn check_tasks(model: &tandem::Model, model_path: &Path, cfg: &tandem::Config) -> Result<()> {
+    match model.spec.task_difference(&cfg.model.tasks) {
+        Some(diff) => anyhow::bail!(
+            "{}: the config's tasks differ from the model's ({}): {diff}",
+            cfg.path.display(),
+            model_path.display()
+        ),
+        None => Ok(()),
     }
 }
 

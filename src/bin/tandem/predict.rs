@@ -33,7 +33,8 @@ pub fn predict(model_path: &Path, features: &Path, out: &Path, backend: &str) ->
                 model.spec.inputs
             );
         }
-        (shape[0], data)
+        tandem::io::dataset::check_finite_features(features, &data, cols)?;
+        (shape.first().copied().unwrap_or(0), data)
     };
     let mut b = tandem::open_backend(choice)?;
     let p = tandem::predict(&model, &x, rows, b.as_mut())?;

@@ -24,7 +24,8 @@ pub fn train(
     let choice: BackendChoice = backend.parse()?;
     let mut cfg = Config::load(config)?;
     let split = load_split(&mut cfg)?;
-    let mut model = Model::from_spec(&cfg.model, cfg.train.seed)?;
+    let mut model = Model::from_spec(&cfg.model, cfg.train.seed)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", config.display()))?;
     model.preprocess = split.preprocess.clone();
     if let Some(w) = &init {
         model.load_init(w)?;

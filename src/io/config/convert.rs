@@ -12,7 +12,7 @@ use super::raw::{
     RawData, RawEarlyStopping, RawEnsemble, RawFeatures, RawMember, RawModel, RawOptimizer,
     RawTask, RawTrain,
 };
-use super::validate::{check_columns, check_name, check_range, check_sizes, Source};
+use super::validate::{check_columns, check_name, check_range, check_sizes, check_width, Source};
 use super::{DataConfig, FeatureSource, TargetSource};
 use crate::error::Result;
 use crate::model::spec::{
@@ -72,7 +72,7 @@ fn task_from(src: &Source, t: &RawTask, csv: bool) -> Result<TaskSpec> {
 /// A task's `outputs`: given, defaulted (1) or 0 = inferred from a CSV column (multiclass).
 fn task_outputs(src: &Source, t: &RawTask, csv: bool) -> Result<usize> {
     let name = t.name.get_ref();
-    match (t.kind, &t.outputs) {
+    let outputs = match (t.kind, &t.outputs) {
         (TaskKind::Multiclass, Some(o)) if *o.get_ref() < 2 => Err(src.err(
             o.span(),
             format!("task `{name}`: a multiclass task needs outputs ≥ 2 classes, found {o}"),
@@ -96,7 +96,12 @@ fn task_outputs(src: &Source, t: &RawTask, csv: bool) -> Result<usize> {
         )),
         (_, Some(o)) => Ok(*o.get_ref()),
         (_, None) => Ok(1),
+    }?;
+    if let Some(o) = &t.outputs {
+        let key = format!("tasks.{name}.outputs");
+        check_width(src, &key, &Spanned::new(o.span(), [*o.get_ref()]))?;
     }
+    Ok(outputs)
 }
 
 /// `[model]` → [`ModelSpec`] (`inputs` 0 = unknown until the data is read).
@@ -111,7 +116,10 @@ pub(super) fn model_from(
         Some(i) if *i.get_ref() == 0 => {
             return Err(src.err(i.span(), "model.inputs must be > 0"));
         }
-        Some(i) => *i.get_ref(),
+        Some(i) => {
+            check_width(src, "model.inputs", &Spanned::new(i.span(), [*i.get_ref()]))?;
+            *i.get_ref()
+        }
         None => 0,
     };
     let trunk = match &m.trunk {
@@ -435,10 +443,40 @@ pub(super) fn data_from(
         .collect::<Result<Vec<_>>>()?;
     Ok(DataConfig {
         path,
+        categorical: categorical_from(src, d, &features)?,
         features,
         validation,
         targets,
     })
+}
+
+/// `data.categorical`: CSV feature columns only, each listed once.
+fn categorical_from(src: &Source, d: &RawData, features: &FeatureSource) -> Result<Vec<String>> {
+    let Some(list) = &d.categorical else {
+        return Ok(Vec::new());
+    };
+    let FeatureSource::Columns(columns) = features else {
+        return Err(src.err(
+            list.span(),
+            "data.categorical names CSV columns: it needs data.path and features = [...]",
+        ));
+    };
+    let mut seen = BTreeSet::new();
+    for c in list.get_ref() {
+        if !columns.contains(c) {
+            return Err(src.err(
+                list.span(),
+                format!(
+                    "data.categorical names `{c}`, which is not among data.features ({})",
+                    columns.join(", ")
+                ),
+            ));
+        }
+        if !seen.insert(c) {
+            return Err(src.err(list.span(), format!("data.categorical lists `{c}` twice")));
+        }
+    }
+    Ok(list.get_ref().clone())
 }
 
 /// `data.features`: a file name (npy) or column names of `data.path` (CSV).

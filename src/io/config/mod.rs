@@ -55,6 +55,10 @@ pub struct DataConfig {
     pub features: FeatureSource,
     /// Seeded hold-out fraction in [0, 1).
     pub validation: f32,
+    /// CSV feature columns declared categorical (`categorical = [...]`): one-hot
+    /// encoded whatever their cells hold. Undeclared columns are numeric when
+    /// their cells are numbers, categorical when none is (see `io::preprocess`).
+    pub categorical: Vec<String>,
     /// One entry per task, in `model.tasks` order: (task name, where its labels are).
     pub targets: Vec<(String, TargetSource)>,
 }

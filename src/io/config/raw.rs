@@ -91,6 +91,8 @@ pub(super) struct RawData {
     pub(super) path: Option<Spanned<String>>,
     pub(super) features: Spanned<RawFeatures>,
     pub(super) validation: Option<Spanned<f32>>,
+    /// Feature columns to one-hot encode even where their cells are numbers.
+    pub(super) categorical: Option<Spanned<Vec<String>>>,
     #[serde(default)]
     pub(super) targets: BTreeMap<Spanned<String>, Spanned<String>>,
 }

@@ -8,6 +8,7 @@ use std::path::Path;
 use toml::Spanned;
 
 use crate::error::{Error, Result};
+use crate::model::spec::check::MAX_WIDTH;
 
 /// The config text and its path, to turn byte spans into "line N" in errors.
 pub(super) struct Source<'a> {
@@ -99,7 +100,7 @@ pub(super) fn check_name(
     Ok(())
 }
 
-/// Checks every layer size of `sizes` (written as `key`) is > 0.
+/// Checks every layer size of `sizes` (written as `key`) is > 0 and at most `MAX_WIDTH`.
 pub(super) fn check_sizes(src: &Source, key: &str, sizes: &Spanned<Vec<usize>>) -> Result<()> {
     if sizes.get_ref().contains(&0) {
         return Err(src.err(
@@ -110,7 +111,22 @@ pub(super) fn check_sizes(src: &Source, key: &str, sizes: &Spanned<Vec<usize>>) 
             ),
         ));
     }
-    Ok(())
+    check_width(src, key, sizes)
+}
+
+/// Checks every value of `v` (written as `key`) is at most `MAX_WIDTH` units.
+pub(super) fn check_width<T: AsRef<[usize]>>(
+    src: &Source,
+    key: &str,
+    v: &Spanned<T>,
+) -> Result<()> {
+    match v.get_ref().as_ref().iter().find(|&&h| h > MAX_WIDTH) {
+        Some(h) => Err(src.err(
+            v.span(),
+            format!("{key}: {h} units exceed the limit {MAX_WIDTH}"),
+        )),
+        None => Ok(()),
+    }
 }
 
 /// Checks `lo ≤ x < hi` (or `lo < x` when `strict_lo`) and finiteness.

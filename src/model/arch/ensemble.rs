@@ -22,7 +22,7 @@ use crate::model::blocks::combiner::CombinerPass;
 use crate::model::blocks::members::{
     member_softmax, place_groups, GroupPass, MemberGroup, TaskOutputs,
 };
-use crate::model::graph::{Graph, Layer, MemberOutputs, Pass};
+use crate::model::graph::{elems, Graph, Layer, MemberOutputs, Pass};
 use crate::model::params::ParamLayout;
 use crate::model::spec::{Activation, Combine, EnsembleSpec, ModelSpec};
 use crate::Result;
@@ -89,7 +89,7 @@ impl EnsembleNet {
     /// Buffers and ops for a batch (see the module docs).
     pub fn graph(&self, b: &mut dyn Backend, spec: &ModelSpec, pass: &Pass) -> Result<Graph> {
         let (m, n) = (self.members, pass.n);
-        let x = b.alloc(n * spec.inputs, "x")?;
+        let x = b.alloc(elems("x", &[n, spec.inputs])?, "x")?;
         let outs = spec
             .tasks
             .iter()

@@ -18,7 +18,7 @@ use crate::backend::Backend;
 use crate::model::blocks::experts::{self, ExpertStack};
 use crate::model::blocks::gate::{softmax_args, GatedSum, Softmax};
 use crate::model::blocks::heads::{self, Heads};
-use crate::model::graph::{ones, sum_over_tasks, At, Dense, Graph, InputGrad, Layer, Pass};
+use crate::model::graph::{elems, ones, sum_over_tasks, At, Dense, Graph, InputGrad, Layer, Pass};
 use crate::model::params::{DenseSlot, ParamLayout};
 use crate::model::spec::{Activation, ExpertsSpec, ModelSpec};
 use crate::ops::{BufId, GateArgs, Op};
@@ -58,7 +58,7 @@ impl MmoeNet {
     /// Buffers and ops for a batch (see [`Graph`]).
     pub fn graph(&self, b: &mut dyn Backend, spec: &ModelSpec, pass: &Pass) -> Result<Graph> {
         let (e_n, t_n, n) = (self.experts, spec.tasks.len(), pass.n);
-        let x = b.alloc(n * spec.inputs, "x")?;
+        let x = b.alloc(elems("x", &[n, spec.inputs])?, "x")?;
         let experts = ExpertStack::alloc(b, pass, &self.layers, e_n, x)?;
         let mix = self.alloc_mix(b, pass, t_n, &experts, x)?;
         let heads = Heads::alloc(b, pass, &self.heads, 0)?;
@@ -80,7 +80,10 @@ impl MmoeNet {
             let ex_len = e_n * n * h_last;
             let split = if spec.gradnorm {
                 Some((
-                    b.alloc(t_n * ex_len, "per-task expert gradients")?,
+                    b.alloc(
+                        elems("per-task expert gradients", &[t_n, e_n, n, h_last])?,
+                        "per-task expert gradients",
+                    )?,
                     ones(b, e_n * n * t_n)?,
                 ))
             } else {

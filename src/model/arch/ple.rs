@@ -23,7 +23,7 @@ use crate::backend::Backend;
 use crate::model::blocks::gate::{softmax_args, GatedSum, Softmax};
 use crate::model::blocks::heads::{self, Heads};
 use crate::model::graph::{
-    ones, sum_over_tasks, At, Dense, DenseCall, Graph, InputGrad, Layer, LayerBufs, Pass,
+    elems, ones, sum_over_tasks, At, Dense, DenseCall, Graph, InputGrad, Layer, LayerBufs, Pass,
 };
 use crate::model::params::{DenseSlot, ParamLayout};
 use crate::model::spec::{Activation, ModelSpec, PleSpec};
@@ -115,7 +115,7 @@ impl PleNet {
     /// Buffers and ops for a batch (see [`Graph`]).
     pub fn graph(&self, b: &mut dyn Backend, spec: &ModelSpec, pass: &Pass) -> Result<Graph> {
         let (s_n, t_n, n) = (self.shared, spec.tasks.len(), pass.n);
-        let x = b.alloc(n * spec.inputs, "x")?;
+        let x = b.alloc(elems("x", &[n, spec.inputs])?, "x")?;
         let input = LayerBufs { y: x, dy: None };
         let mut levels: Vec<LevelPass> = Vec::new();
         for (l, lv) in self.levels.iter().enumerate() {
@@ -145,7 +145,10 @@ impl PleNet {
             let shared_len = s_n * n * h_top;
             let split = if spec.gradnorm {
                 Some((
-                    b.alloc(t_n * shared_len, "per-task shared expert gradients")?,
+                    b.alloc(
+                        elems("per-task shared expert gradients", &[t_n, s_n, n, h_top])?,
+                        "per-task shared expert gradients",
+                    )?,
                     ones(b, s_n * n * t_n)?,
                 ))
             } else {

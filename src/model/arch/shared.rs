@@ -9,7 +9,8 @@
 use crate::backend::Backend;
 use crate::model::blocks::heads::{self, Heads};
 use crate::model::graph::{
-    ones, sum_over_tasks, At, Chain, Dense, DenseCall, Graph, InputGrad, Layer, LayerBufs, Pass,
+    elems, ones, sum_over_tasks, At, Chain, Dense, DenseCall, Graph, InputGrad, Layer, LayerBufs,
+    Pass,
 };
 use crate::model::params::{DenseSlot, ParamLayout};
 use crate::model::spec::ModelSpec;
@@ -67,7 +68,7 @@ impl SharedNet {
 
     /// Buffers and ops for a batch (see [`Graph`]).
     pub fn graph(&self, b: &mut dyn Backend, spec: &ModelSpec, pass: &Pass) -> Result<Graph> {
-        let x = b.alloc(pass.n * spec.inputs, "x")?;
+        let x = b.alloc(elems("x", &[pass.n, spec.inputs])?, "x")?;
         let trunk_bufs = Chain::alloc(b, pass, &self.trunk, "trunk", 0)?;
         let trunk = Chain {
             layers: &self.trunk,
@@ -161,7 +162,10 @@ impl SharedNet {
         let Some(dtrunk) = trunk_grad else {
             return Err(crate::model::network::gradnorm_without_trunk());
         };
-        let split = b.alloc(t_n * n * width, "per-task trunk gradients")?;
+        let split = b.alloc(
+            elems("per-task trunk gradients", &[t_n, n, width])?,
+            "per-task trunk gradients",
+        )?;
         let ones = ones(b, n * t_n)?;
         for j in 0..t_n {
             let grad = InputGrad {

@@ -4,6 +4,7 @@
 //! (`legacy.rs` reads the previous format), with the CSV preprocessing
 //! (`preprocess.rs`).
 
+pub mod check;
 pub mod legacy;
 pub mod preprocess;
 

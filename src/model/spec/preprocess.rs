@@ -116,6 +116,52 @@ impl Preprocess {
         }
     }
 
+    /// Checks a stored preprocessing against its model's `spec`: one target per
+    /// task in order, the spec's input width, finite statistics with std > 0
+    /// (a crafted file would otherwise turn every input into NaN or ±inf).
+    pub fn check(&self, spec: &super::ModelSpec) -> std::result::Result<(), String> {
+        if self.inputs() != spec.inputs {
+            return Err(format!(
+                "its features make {} inputs, the model spec says inputs = {}",
+                self.inputs(),
+                spec.inputs
+            ));
+        }
+        let tasks: Vec<&str> = spec.tasks.iter().map(|t| t.name.as_str()).collect();
+        let targets: Vec<&str> = self.targets.iter().map(|t| t.task.as_str()).collect();
+        if tasks != targets {
+            return Err(format!(
+                "its targets ({}) are not the model's tasks ({})",
+                targets.join(", "),
+                tasks.join(", ")
+            ));
+        }
+        let ok = |s: &Standardize| s.mean.is_finite() && s.std.is_finite() && s.std > 0.0;
+        for f in &self.features {
+            if let FeatureTransform::Numeric { column, mean, std } = f {
+                if !ok(&Standardize {
+                    mean: *mean,
+                    std: *std,
+                }) {
+                    return Err(format!(
+                        "column `{column}`: mean {mean} and std {std} must be finite, std > 0"
+                    ));
+                }
+            }
+        }
+        match self
+            .targets
+            .iter()
+            .find(|t| t.scale.as_ref().is_some_and(|s| !ok(s)))
+        {
+            Some(t) => Err(format!(
+                "task `{}`: its label scale must be finite with std > 0",
+                t.task
+            )),
+            None => Ok(()),
+        }
+    }
+
     /// JSON for the model file's metadata.
     pub fn to_json(&self) -> String {
         serde_json::to_string(self).expect("Preprocess always serialises")

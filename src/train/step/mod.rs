@@ -37,11 +37,21 @@ pub struct StepShape {
 }
 
 impl StepShape {
-    /// The shape of a run over `rows` training rows; no rows is an error.
+    /// The shape of a run over `rows` training rows; no rows is an error. A
+    /// batch larger than the rows is clamped to them (with a warning): buffers
+    /// are sized by the batch, and one padded batch trains as one exact batch.
     pub fn new(rows: usize, batch: usize, tasks: usize) -> Result<StepShape> {
         if rows == 0 {
             return Err(Error::Invalid("the training data has no rows".into()));
         }
+        // Row indices are u32 on the device, u32::MAX marking padding.
+        if rows >= u32::MAX as usize {
+            return Err(Error::Invalid(format!(
+                "{rows} training rows: at most {} are supported",
+                u32::MAX - 1
+            )));
+        }
+        let batch = clamp_batch(batch, rows);
         Ok(StepShape {
             rows,
             batch,
@@ -54,4 +64,15 @@ impl StepShape {
     pub fn order_len(&self) -> usize {
         self.steps_per_epoch * self.batch
     }
+}
+
+/// `batch` limited to `rows` (≥ 1), warning when it was larger.
+fn clamp_batch(batch: usize, rows: usize) -> usize {
+    if batch > rows {
+        log::warn!(
+            "train.batch_size = {batch} is larger than the {rows} training rows: \
+             using batch_size = {rows}"
+        );
+    }
+    batch.clamp(1, rows)
 }
