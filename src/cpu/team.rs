@@ -20,8 +20,9 @@
 //! caller up for a whole scheduler time slice. So the team watches for signs
 //! that one of its threads lost its core (see `PREEMPTED`): a gap in a
 //! worker's spin loop, a worker waking up late, the caller waiting for a
-//! worker's part far longer than its own part took, or the caller's part
-//! taking far longer than the worker's. On any of these the team stands down:
+//! worker's part far longer than its own part took, the caller's part
+//! taking far longer than the worker's, or (on Linux) the caller's own count
+//! of time spent waiting for a core. On any of these the team stands down:
 //! every job runs on the calling thread alone (and the workers park) for a
 //! back-off that starts at `MIN_BACKOFF` and doubles, up to `MAX_BACKOFF`,
 //! while the team keeps finding contention each time it tries again. One
@@ -146,6 +147,54 @@ pub struct Team {
 thread_local! {
     /// True on a thread while it runs a part (nested calls run serially).
     static IN_PART: Cell<bool> = const { Cell::new(false) };
+    /// The calling thread's last look at its run-queue wait: when, and the
+    /// wait so far (see `caller_lost_core`).
+    static LAST_LOOK: Cell<Option<(Instant, Duration)>> = const { Cell::new(None) };
+    /// Linux's scheduler statistics of this thread, kept open.
+    static SCHEDSTAT: Option<std::fs::File> =
+        std::fs::File::open("/proc/thread-self/schedstat").ok();
+}
+
+/// How much time this thread has spent runnable but waiting for a core, where
+/// the system says (Linux: the second field of its schedstat).
+fn run_queue_wait() -> Option<Duration> {
+    SCHEDSTAT.with(|f| {
+        let mut buf = [0u8; 96];
+        #[cfg(unix)]
+        let n = std::os::unix::fs::FileExt::read_at(f.as_ref()?, &mut buf, 0).ok()?;
+        #[cfg(not(unix))]
+        let n = {
+            let _ = f.as_ref()?;
+            0
+        };
+        let text = std::str::from_utf8(&buf[..n]).ok()?;
+        let ns = text.split_whitespace().nth(1)?.parse::<u64>().ok()?;
+        Some(Duration::from_nanos(ns))
+    })
+}
+
+/// True when the calling thread waited for a core for more than a twentieth
+/// of the time since its last look (and more than `PREEMPTED`): other work
+/// competes with the team's threads even where none of them was caught
+/// descheduled at a telling moment (e.g. the caller between two jobs while a
+/// worker spins on its core). Looks at most every 2 ms (a look costs about a
+/// microsecond); after a pause of over 100 ms it only takes a new baseline.
+fn caller_lost_core(now: Instant) -> bool {
+    let last = LAST_LOOK.with(Cell::get);
+    let since = last.map(|(t, _)| now.duration_since(t));
+    if since.is_some_and(|d| d < Duration::from_millis(2)) {
+        return false;
+    }
+    let Some(wait) = run_queue_wait() else {
+        return false;
+    };
+    LAST_LOOK.with(|l| l.set(Some((now, wait))));
+    match (last, since) {
+        (Some((_, before)), Some(d)) if d <= Duration::from_millis(100) => {
+            wait.saturating_sub(before) > PREEMPTED.max(d / 20)
+        }
+        _ => false,
+    }
 }
 
 impl Team {
@@ -265,6 +314,7 @@ impl Team {
         let worker_part = Duration::from_nanos(s.worker_part.load(Ordering::Relaxed));
         if (waited > PREEMPTED && waited > own)
             || (!worker_part.is_zero() && own_part > PREEMPTED + 2 * worker_part)
+            || caller_lost_core(start)
         {
             s.contention.found();
         }
