@@ -753,22 +753,29 @@ fn seed_config() -> tandem::TrainConfig {
     }
 }
 
-/// Median seconds per epoch of `trainers`, each trained one epoch in turn.
-fn epoch_time(trainers: &mut [tandem::train::Trainer]) -> tandem::Result<f64> {
-    for t in trainers.iter_mut() {
+/// Median seconds per epoch of each group of trainers (each trainer of a
+/// group trained one epoch in turn). The groups take turns epoch by epoch, so
+/// a change in the machine's load (other processes, a busy core) reaches
+/// both alike and their ratio stays fair.
+fn epoch_times(groups: &mut [Vec<tandem::train::Trainer>; 2]) -> tandem::Result<[f64; 2]> {
+    for t in groups.iter_mut().flatten() {
         t.train_epoch(&mut |_, _| {})?; // warm-up
     }
-    let mut times = Vec::new();
+    let mut times = [Vec::new(), Vec::new()];
     let start = Instant::now();
-    while times.len() < MIN_ITERS || start.elapsed() < MIN_TOTAL {
-        let t0 = Instant::now();
-        for t in trainers.iter_mut() {
-            t.train_epoch(&mut |_, _| {})?;
+    while times[0].len() < MIN_ITERS || start.elapsed() < 2 * MIN_TOTAL {
+        for (group, times) in groups.iter_mut().zip(times.iter_mut()) {
+            let t0 = Instant::now();
+            for t in group.iter_mut() {
+                t.train_epoch(&mut |_, _| {})?;
+            }
+            times.push(t0.elapsed().as_secs_f64());
         }
-        times.push(t0.elapsed().as_secs_f64());
     }
-    times.sort_by(f64::total_cmp);
-    Ok(times[times.len() / 2])
+    Ok(times.map(|mut t| {
+        t.sort_by(f64::total_cmp);
+        t[t.len() / 2]
+    }))
 }
 
 /// Samples/s training 8 seed-architecture members fused in one ensemble
@@ -801,13 +808,12 @@ fn ensemble_speeds(
         }),
         ..Default::default()
     };
-    let mut fused = vec![Trainer::new(
+    let fused = vec![Trainer::new(
         make()?,
         &Model::new(fused_spec, 0),
         &data,
         &cfg,
     )?];
-    let fused_s = epoch_time(&mut fused)?;
     let single = ModelSpec {
         inputs: 100,
         architecture: tandem::model::Architecture::Shared { trunk: vec![64] },
@@ -824,7 +830,7 @@ fn ensemble_speeds(
             &cfg,
         )?);
     }
-    let seq_s = epoch_time(&mut seq)?;
+    let [fused_s, seq_s] = epoch_times(&mut [fused, seq])?;
     Ok((data.rows as f64 / fused_s, data.rows as f64 / seq_s))
 }
 
