@@ -3,7 +3,7 @@
 //! tests.
 //!
 //! ```text
-//! cargo run --release --example bench -- [--quick] [--full] [--cpu-only] [--gpu-only]
+//! cargo run --release --example bench -- [--quick] [--full] [--cpu-only] [--gpu-only] [--members]
 //! ```
 //!
 //! It prints one table, one row per measurement:
@@ -12,7 +12,11 @@
 //!   pass (forward, input gradient, weight gradient; relu) as one program,
 //!   at N = I = O = 256, 1024 and 4096;
 //! - dispatch overhead: a small layer (N=32, I=100, O=64) dispatched 100 times,
-//!   first as 100 dispatches in one submit, then as one dispatch per submit.
+//!   first as 100 dispatches in one submit, then as one dispatch per submit;
+//! - training steps of a seed-sized and a large model;
+//! - 8 seed-sized ensemble members trained fused and one after another, and on
+//!   the CPU the same again while a child process keeps one core busy (the
+//!   fused members must not lose to one by one when the cores are shared).
 //!
 //! The GPU is whatever adapter `GpuBackend::new()` opens (pick one with
 //! `WGPU_BACKEND` / `WGPU_ADAPTER_NAME`); on a machine without a GPU that may
@@ -33,11 +37,12 @@ use tandem::Backend;
 // Command line
 // ---------------------------------------------------------------------------
 
-const USAGE: &str = "usage: bench [--quick] [--full] [--cpu-only] [--gpu-only]
+const USAGE: &str = "usage: bench [--quick] [--full] [--cpu-only] [--gpu-only] [--members]
   --quick     only N=I=O=256 and the dispatch rows
   --full      also run the 4096³ dense row on the CPU (slow on few cores)
   --cpu-only  skip the GPU backend
-  --gpu-only  skip the CPU backend";
+  --gpu-only  skip the CPU backend
+  --members   only the 8-member rows (idle and, on the CPU, with one core busy)";
 
 /// The flags, parsed by hand from `std::env::args` (no CLI dependency).
 #[derive(Default)]
@@ -46,6 +51,7 @@ struct Options {
     full: bool,
     cpu_only: bool,
     gpu_only: bool,
+    members: bool,
 }
 
 fn parse_args() -> Result<Options, String> {
@@ -56,6 +62,7 @@ fn parse_args() -> Result<Options, String> {
             "--full" => opts.full = true,
             "--cpu-only" => opts.cpu_only = true,
             "--gpu-only" => opts.gpu_only = true,
+            "--members" => opts.members = true,
             "-h" | "--help" => {
                 println!("{USAGE}");
                 std::process::exit(0);
@@ -491,6 +498,10 @@ fn bench_backend(b: &mut dyn Backend, opts: &Options, big_skip: Option<&str>) ->
 }
 
 fn main() {
+    // The busy process of the "one core busy" rows is a copy of this program.
+    if std::env::args().nth(1).as_deref() == Some(BUSY_CHILD) {
+        busy_child();
+    }
     let opts = match parse_args() {
         Ok(o) => o,
         Err(e) => {
@@ -502,13 +513,16 @@ fn main() {
 
     if !opts.gpu_only {
         let mut cpu = CpuBackend::new();
-        // 4096³ is ~0.4 TFLOP per iteration: tens of seconds on a few cores.
-        let big_skip = (!opts.full).then_some("skipped (pass --full)");
-        rows.extend(bench_backend(&mut cpu, &opts, big_skip));
         let label = cpu.describe();
         let make = || Ok(Box::new(CpuBackend::new()) as Box<dyn Backend>);
-        rows.extend(training_rows(&make, &label, None));
-        rows.extend(ensemble_rows(&make, &label));
+        if !opts.members {
+            // 4096³ is ~0.4 TFLOP per iteration: tens of seconds on a few cores.
+            let big_skip = (!opts.full).then_some("skipped (pass --full)");
+            rows.extend(bench_backend(&mut cpu, &opts, big_skip));
+            rows.extend(training_rows(&make, &label, None));
+        }
+        rows.extend(ensemble_rows(&make, &label, false));
+        rows.extend(ensemble_rows(&make, &label, true));
     }
 
     if !opts.cpu_only {
@@ -518,15 +532,19 @@ fn main() {
                 // CPU; 4096³ would take minutes there and measure nothing new.
                 let software = gpu.context().info.device_type == wgpu::DeviceType::Cpu;
                 let big_skip = software.then_some("skipped on a software adapter");
-                rows.extend(bench_backend(&mut gpu, &opts, big_skip));
+                if !opts.members {
+                    rows.extend(bench_backend(&mut gpu, &opts, big_skip));
+                }
                 let label = gpu.describe();
                 drop(gpu);
                 // The large step is ~16 GFLOP: seconds per step on a software adapter.
                 let skip_large = (software && !opts.full)
                     .then_some("skipped on a software adapter (pass --full)");
                 let make = || Ok(Box::new(GpuBackend::new()?) as Box<dyn Backend>);
-                rows.extend(training_rows(&make, &label, skip_large));
-                rows.extend(ensemble_rows(&make, &label));
+                if !opts.members {
+                    rows.extend(training_rows(&make, &label, skip_large));
+                }
+                rows.extend(ensemble_rows(&make, &label, false));
             }
             Err(e) => println!("gpu: skipped (no adapter: {e})"),
         }
@@ -735,94 +753,133 @@ fn seed_config() -> tandem::TrainConfig {
     }
 }
 
-/// Median seconds per epoch of `trainers`, each trained one epoch in turn.
-fn epoch_time(trainers: &mut [tandem::train::Trainer]) -> tandem::Result<f64> {
-    for t in trainers.iter_mut() {
+/// Median seconds per epoch of each group of trainers (each trainer of a
+/// group trained one epoch in turn). The groups take turns epoch by epoch, so
+/// a change in the machine's load (other processes, a busy core) reaches
+/// both alike and their ratio stays fair.
+fn epoch_times(groups: &mut [Vec<tandem::train::Trainer>; 2]) -> tandem::Result<[f64; 2]> {
+    for t in groups.iter_mut().flatten() {
         t.train_epoch(&mut |_, _| {})?; // warm-up
     }
-    let mut times = Vec::new();
+    let mut times = [Vec::new(), Vec::new()];
     let start = Instant::now();
-    while times.len() < MIN_ITERS || start.elapsed() < MIN_TOTAL {
-        let t0 = Instant::now();
-        for t in trainers.iter_mut() {
-            t.train_epoch(&mut |_, _| {})?;
+    while times[0].len() < MIN_ITERS || start.elapsed() < 2 * MIN_TOTAL {
+        for (group, times) in groups.iter_mut().zip(times.iter_mut()) {
+            let t0 = Instant::now();
+            for t in group.iter_mut() {
+                t.train_epoch(&mut |_, _| {})?;
+            }
+            times.push(t0.elapsed().as_secs_f64());
         }
-        times.push(t0.elapsed().as_secs_f64());
     }
-    times.sort_by(f64::total_cmp);
-    Ok(times[times.len() / 2])
+    Ok(times.map(|mut t| {
+        t.sort_by(f64::total_cmp);
+        t[t.len() / 2]
+    }))
 }
 
 /// Samples/s training 8 seed-architecture members fused in one ensemble
 /// (combine = concat: each member trains against the targets on its own),
-/// against the same 8 as separate models trained one after another.
-fn ensemble_rows(make: &dyn Fn() -> tandem::Result<Box<dyn Backend>>, label: &str) -> Vec<Row> {
+/// and the same 8 as separate models trained one after another.
+fn ensemble_speeds(
+    make: &dyn Fn() -> tandem::Result<Box<dyn Backend>>,
+) -> tandem::Result<(f64, f64)> {
     use tandem::model::{Activation, Combine, EnsembleSpec, MemberSpec};
     use tandem::train::Trainer;
     use tandem::{Model, ModelSpec};
     let steps = 64;
     let data = seed_data(32 * steps);
     let cfg = seed_config();
-    let size = format!("{MEMBERS} x (I=100 [64] 2 tasks) B=32");
-    let run = || -> tandem::Result<(f64, f64)> {
-        let fused_spec = ModelSpec {
-            inputs: 100,
-            tasks: seed_tasks(),
-            architecture: tandem::model::Architecture::Ensemble(EnsembleSpec {
-                bagging: false,
-                combine: Combine::Concat,
-                members: (0..MEMBERS)
-                    .map(|k| MemberSpec {
-                        name: format!("m{k}"),
-                        trunk: vec![64],
-                        activation: Activation::Relu,
-                        trainable: true,
-                        weights: None,
-                    })
-                    .collect(),
-            }),
-            ..Default::default()
-        };
-        let mut fused = vec![Trainer::new(
+    let fused_spec = ModelSpec {
+        inputs: 100,
+        tasks: seed_tasks(),
+        architecture: tandem::model::Architecture::Ensemble(EnsembleSpec {
+            bagging: false,
+            combine: Combine::Concat,
+            members: (0..MEMBERS)
+                .map(|k| MemberSpec {
+                    name: format!("m{k}"),
+                    trunk: vec![64],
+                    activation: Activation::Relu,
+                    trainable: true,
+                    weights: None,
+                })
+                .collect(),
+        }),
+        ..Default::default()
+    };
+    let fused = vec![Trainer::new(
+        make()?,
+        &Model::new(fused_spec, 0),
+        &data,
+        &cfg,
+    )?];
+    let single = ModelSpec {
+        inputs: 100,
+        architecture: tandem::model::Architecture::Shared { trunk: vec![64] },
+        activation: Activation::Relu,
+        tasks: seed_tasks(),
+        ..Default::default()
+    };
+    let mut seq = Vec::new();
+    for k in 0..MEMBERS {
+        seq.push(Trainer::new(
             make()?,
-            &Model::new(fused_spec, 0),
+            &Model::new(single.clone(), k as u64),
             &data,
             &cfg,
-        )?];
-        let fused_s = epoch_time(&mut fused)?;
-        let single = ModelSpec {
-            inputs: 100,
-            architecture: tandem::model::Architecture::Shared { trunk: vec![64] },
-            activation: Activation::Relu,
-            tasks: seed_tasks(),
-            ..Default::default()
-        };
-        let mut seq = Vec::new();
-        for k in 0..MEMBERS {
-            seq.push(Trainer::new(
-                make()?,
-                &Model::new(single.clone(), k as u64),
-                &data,
-                &cfg,
-            )?);
-        }
-        let seq_s = epoch_time(&mut seq)?;
-        Ok((data.rows as f64 / fused_s, data.rows as f64 / seq_s))
+        )?);
+    }
+    let [fused_s, seq_s] = epoch_times(&mut [fused, seq])?;
+    Ok((data.rows as f64 / fused_s, data.rows as f64 / seq_s))
+}
+
+/// The fused and one-by-one rows of `ensemble_speeds`; with `busy`, measured
+/// while another process keeps one core busy (see `BusyCore`).
+fn ensemble_rows(
+    make: &dyn Fn() -> tandem::Result<Box<dyn Backend>>,
+    label: &str,
+    busy: bool,
+) -> Vec<Row> {
+    let size = format!("{MEMBERS} x (I=100 [64] 2 tasks) B=32");
+    let (fused_name, seq_name) = if busy {
+        (
+            "8 members fused, 1 core busy",
+            "8 members one by one, 1 core busy",
+        )
+    } else {
+        ("8 members fused", "8 members one by one")
     };
-    match run() {
+    let team = tandem::cpu::team::Team::global();
+    let stood_down = team.stood_down();
+    let speeds = if busy {
+        match BusyCore::start() {
+            Ok(_busy) => ensemble_speeds(make),
+            Err(e) => {
+                let why = format!("failed to start the busy process: {e}");
+                return vec![Row::skipped(label, fused_name, &size, why)];
+            }
+        }
+    } else {
+        ensemble_speeds(make)
+    };
+    let stood_down = team.stood_down() - stood_down;
+    match speeds {
         Ok((fused, seq)) => vec![
             Row {
                 backend: label.into(),
-                workload: "8 members fused".into(),
+                workload: fused_name.into(),
                 size: size.clone(),
                 time: Some(Duration::from_secs_f64(32.0 / fused)),
                 per: "step",
                 gflops: None,
-                notes: format!("{fused:.0} samples/s (each sample trains all 8)"),
+                notes: format!(
+                    "{fused:.0} samples/s (each sample trains all 8); CPU team stood down {stood_down}x"
+                ),
             },
             Row {
                 backend: label.into(),
-                workload: "8 members one by one".into(),
+                workload: seq_name.into(),
                 size: size.clone(),
                 time: Some(Duration::from_secs_f64(32.0 / seq)),
                 per: "step",
@@ -832,9 +889,61 @@ fn ensemble_rows(make: &dyn Fn() -> tandem::Result<Box<dyn Backend>>, label: &st
         ],
         Err(e) => vec![Row::skipped(
             label,
-            "8 members fused",
+            fused_name,
             &size,
             format!("failed: {e}"),
         )],
     }
+}
+
+/// The argument that makes this program the busy process of `BusyCore`.
+const BUSY_CHILD: &str = "--busy-child";
+
+/// The most a busy process lives, whatever happens to the benchmark.
+const BUSY_LIMIT: Duration = Duration::from_secs(120);
+
+/// Another process that keeps one core busy while this value lives: a copy
+/// of this program spinning in `busy_child`. Dropping it kills the child; the
+/// child also ends by itself when its stdin closes (this process ended, however
+/// it ended) and after `BUSY_LIMIT` at the latest.
+struct BusyCore(std::process::Child);
+
+impl BusyCore {
+    fn start() -> std::io::Result<BusyCore> {
+        let child = std::process::Command::new(std::env::current_exe()?)
+            .arg(BUSY_CHILD)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .spawn()?;
+        // Let it start spinning before anything is timed.
+        std::thread::sleep(Duration::from_millis(100));
+        Ok(BusyCore(child))
+    }
+}
+
+impl Drop for BusyCore {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The busy process: one thread spinning on arithmetic until its parent's end
+/// of stdin closes or `BUSY_LIMIT` has passed.
+fn busy_child() -> ! {
+    std::thread::spawn(|| {
+        use std::io::Read;
+        let mut sink = [0u8; 64];
+        let mut stdin = std::io::stdin();
+        while matches!(stdin.read(&mut sink), Ok(n) if n > 0) {}
+        std::process::exit(0);
+    });
+    let end = Instant::now() + BUSY_LIMIT;
+    let mut x = 1u64;
+    while Instant::now() < end {
+        for _ in 0..100_000 {
+            x = std::hint::black_box(x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1));
+        }
+    }
+    std::process::exit(0)
 }
