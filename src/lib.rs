@@ -23,6 +23,7 @@ pub mod backend;
 pub mod cpu;
 pub mod data;
 pub mod error;
+pub mod files;
 pub mod gpu;
 pub mod io;
 pub mod kernel;

@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 /// path in this table that prefixes its own (`train::config` before `train`).
 const LAYERS: &[(&str, &[&str])] = &[
     ("error", &[]),
+    ("files", &["error"]),
     ("kernel", &["error"]),
     ("ops", &["kernel", "error"]),
     ("backend", &["ops", "kernel", "error"]),
@@ -25,7 +26,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("data", &["model::spec", "error"]),
     (
         "model",
-        &["model::spec", "backend", "ops", "kernel", "error"],
+        &["model::spec", "backend", "ops", "kernel", "files", "error"],
     ),
     ("train::config", &["error"]),
     (
@@ -46,7 +47,14 @@ const LAYERS: &[(&str, &[&str])] = &[
     ),
     (
         "io",
-        &["train::config", "model::spec", "data", "kernel", "error"],
+        &[
+            "train::config",
+            "model::spec",
+            "data",
+            "kernel",
+            "files",
+            "error",
+        ],
     ),
 ];
 

@@ -3,7 +3,6 @@
 //! over epochs. Text uses a built-in 3×5 pixel font (digits, letters, `._-:=`).
 
 use crate::{Error, Result};
-use std::io::Write;
 use std::path::Path;
 
 /// An RGB image in memory.
@@ -158,22 +157,7 @@ impl Canvas {
     /// leaves an existing file as it was and removes the temporary file.
     pub fn save(&self, path: &Path) -> Result<()> {
         let bytes = self.png()?;
-        let dir = match path.parent() {
-            Some(d) if !d.as_os_str().is_empty() => d,
-            _ => Path::new("."),
-        };
-        let mut builder = tempfile::Builder::new();
-        builder.prefix(".tandem-").suffix(".tmp");
-        #[cfg(unix)]
-        {
-            // A new file's usual permissions (less the umask), not tempfile's 0o600.
-            use std::os::unix::fs::PermissionsExt;
-            builder.permissions(std::fs::Permissions::from_mode(0o666));
-        }
-        let mut tmp = builder.tempfile_in(dir).map_err(|e| Error::io(path, e))?;
-        tmp.write_all(&bytes).map_err(|e| Error::io(path, e))?;
-        tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
-        Ok(())
+        crate::files::write_atomically(path, &bytes)
     }
 }
 

@@ -12,7 +12,6 @@ use super::{Model, ModelSpec};
 use crate::{Error, Result};
 use safetensors::{Dtype, SafeTensors};
 use std::collections::{BTreeMap, HashMap};
-use std::io::Write;
 use std::path::Path;
 
 /// The metadata format written: `tandem-2` holds the architecture as one
@@ -213,28 +212,10 @@ fn sort_header(file: &[u8]) -> std::result::Result<Vec<u8>, String> {
     Ok(out)
 }
 
-/// Writes `bytes` to `path` through a hidden, uniquely named temporary file
-/// in the same folder, renamed over `path` once complete: a failed write
-/// leaves an existing file as it was and removes the temporary file.
+/// Writes `bytes` to `path` without ever leaving it half-written (see
+/// [`crate::files::write_atomically`]).
 pub fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    let mut builder = tempfile::Builder::new();
-    builder.prefix(".tandem-").suffix(".tmp");
-    #[cfg(unix)]
-    {
-        // A new file's usual permissions (less the umask), not tempfile's 0o600.
-        use std::os::unix::fs::PermissionsExt;
-        builder.permissions(std::fs::Permissions::from_mode(0o666));
-    }
-    let mut tmp = builder.tempfile_in(dir).map_err(|e| Error::io(path, e))?;
-    tmp.write_all(bytes)
-        .and_then(|()| tmp.as_file().sync_all())
-        .map_err(|e| Error::io(path, e))?;
-    tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
-    Ok(())
+    crate::files::write_atomically(path, bytes)
 }
 
 /// Writes `values` (in `layout`) plus `metadata` to `path` ([`tensor_bytes`]
