@@ -20,6 +20,9 @@ use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
+mod state;
+pub use state::TrainerState;
+
 /// Steps recorded into one command submission.
 pub const STEPS_PER_SUBMIT: u32 = 32;
 
@@ -70,6 +73,8 @@ pub struct Trainer {
     lambda_history: Vec<Vec<f32>>,
     /// Per task and row, its label elements: each step's weight in the epoch means.
     label_counts: LabelCounts,
+    /// An epoch cut short by a stop request (see `state`).
+    pending: Option<state::Pending>,
 }
 
 /// Checks that `data` fits `model` before anything is uploaded.
@@ -191,6 +196,7 @@ impl Trainer {
             host_lambda: None,
             lambda_history: Vec::new(),
             label_counts,
+            pending: None,
         })
     }
 
@@ -233,7 +239,26 @@ impl Trainer {
     /// Trains one epoch; `progress(steps_done, steps_total)` is called after
     /// each submission. Returns every step's losses (read back once).
     pub fn train_epoch(&mut self, progress: &mut dyn FnMut(usize, usize)) -> Result<Vec<StepLoss>> {
-        let order = self.row_order();
+        self.train_epoch_or_stop(progress, &|| false)?
+            .ok_or_else(|| Error::Invalid("the epoch was cut short".into()))
+    }
+
+    /// [`Trainer::train_epoch`], but when `stop()` says so after a submission
+    /// that did not end the epoch, the epoch is put aside (its row order and
+    /// the steps done; see [`Trainer::state`]) and None is returned; the next
+    /// call continues it where it stopped.
+    pub fn train_epoch_or_stop(
+        &mut self,
+        progress: &mut dyn FnMut(usize, usize),
+        stop: &dyn Fn() -> bool,
+    ) -> Result<Option<Vec<StepLoss>>> {
+        let (order, start, rng_pos) = match self.pending.take() {
+            Some(p) => (p.order, p.done, p.rng_pos),
+            None => {
+                let pos = self.rng.get_word_pos();
+                (self.row_order(), 0, pos)
+            }
+        };
         let b = self.backend.as_mut();
         if let Some(lambda) = self.weighter.epoch_lambda() {
             b.write(self.bufs.lambda, 0, &lambda)?;
@@ -243,19 +268,28 @@ impl Trainer {
             b.write(self.bufs.initial, 0, &l0)?;
         }
         b.write_u32(self.bufs.cursor.order, 0, &order)?;
-        b.write_u32(self.bufs.cursor.counters, 0, &[0, self.global_step as u32])?;
+        let at = self.global_step + start as u64;
+        b.write_u32(self.bufs.cursor.counters, 0, &[start as u32, at as u32])?;
         let steps = self.shape.steps_per_epoch;
         if self.optimizer.kind == OptimizerKind::Adam {
             let factors =
                 optimizer::adam_factor_table(&self.optimizer, self.global_step + 1, steps);
             b.write(self.bufs.cursor.adam_factors, 0, &factors)?;
         }
-        let mut done = 0;
+        let mut done = start;
         while done < steps {
             let k = (steps - done).min(STEPS_PER_SUBMIT as usize);
             b.run(self.step, k as u32)?;
             done += k;
             progress(done, steps);
+            if done < steps && stop() {
+                self.pending = Some(state::Pending {
+                    order,
+                    done,
+                    rng_pos,
+                });
+                return Ok(None);
+            }
         }
         let log = b.read(self.bufs.log)?;
         // λ the host wrote is known; only the device-computed kind is read back (T values).
@@ -266,18 +300,24 @@ impl Trainer {
         self.lambda_history.push(lambda);
         self.epoch += 1;
         self.global_step += steps as u64;
+        let steps = self.step_losses(&log, &order);
+        self.weighter.end_epoch(&steps);
+        Ok(Some(steps))
+    }
+
+    /// The steps' losses from the loss log (as many steps as it holds) and
+    /// their counts from the epoch's row order.
+    fn step_losses(&self, log: &[f32], order: &[u32]) -> Vec<StepLoss> {
         let t = self.shape.tasks;
-        let counts = self.label_counts.per_step(&order, self.shape.batch);
-        let steps: Vec<StepLoss> = (log.chunks_exact(t + 1).zip(counts))
+        let counts = self.label_counts.per_step(order, self.shape.batch);
+        (log.chunks_exact(t + 1).zip(counts))
             .map(|(c, n)| StepLoss {
                 total: c[0],
                 tasks: c[1..].to_vec(),
                 rows: n.rows,
                 labels: n.labels,
             })
-            .collect();
-        self.weighter.end_epoch(&steps);
-        Ok(steps)
+            .collect()
     }
 
     /// λ_j per finished epoch, as its last step used them (the configured
