@@ -341,6 +341,23 @@ impl Checkpoint {
             o => return Err(bad(format!("unknown optimizer `{o}` in the metadata"))),
         };
         let with_best = matches!(meta.best, Some((_, _, true)));
+        // Sizes from the metadata are checked against the file before anything is allocated.
+        let t = model.spec.tasks.len();
+        let log_len = (meta.step_in_epoch.checked_mul(t + 1)).and_then(|n| n.checked_mul(4));
+        if log_len.is_none_or(|n| n > bytes.len()) {
+            return Err(bad(format!(
+                "metadata `checkpoint`: {} steps in the unfinished epoch do not fit the file",
+                meta.step_in_epoch
+            )));
+        }
+        if let Some((best, _, _)) = meta.best {
+            if best >= meta.epoch {
+                return Err(bad(format!(
+                    "metadata `checkpoint`: best epoch {best} of {} epochs done",
+                    meta.epoch
+                )));
+            }
+        }
         let mut ck = Checkpoint {
             model,
             state: empty_state(),
