@@ -388,3 +388,37 @@ fn bagging_resumes_bit_for_bit() {
 fn early_stopping_resumes_bit_for_bit() {
     check("early stopping");
 }
+
+#[test]
+fn a_checkpoint_is_the_model_file_plus_the_training_state() {
+    let case = &cases()[0];
+    let ckpt = scratch("plain.ckpt");
+    let never = |_: usize, _: usize| false;
+    run(case, BackendChoice::Cpu, 2, None, &ckpt, &never);
+    let mut model = Model::new(case.spec.clone(), case.cfg.seed);
+    let cfg = TrainConfig {
+        epochs: 2,
+        ..case.cfg.clone()
+    };
+    let cpu = tandem::open_backend(BackendChoice::Cpu).unwrap();
+    tandem::fit(&mut model, &case.train, None, &cfg, cpu, &mut |_| {}).unwrap();
+    // The model as Model::save writes it, read back from the checkpoint.
+    let loaded = Model::load(&ckpt).unwrap();
+    assert!(loaded.to_bytes().unwrap() == model.to_bytes().unwrap());
+    let bytes = std::fs::read(&ckpt).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let mut extra: Vec<String> = (st.names().into_iter())
+        .filter(|n| n.starts_with("checkpoint."))
+        .map(|n| n.to_string())
+        .collect();
+    extra.sort();
+    assert_eq!(extra, ["checkpoint.adam.m", "checkpoint.adam.v"]);
+    let ck = Checkpoint::load(&ckpt).unwrap();
+    assert_eq!((ck.state.epoch, ck.state.global_step), (2, 76));
+    // No temporary file is left beside it.
+    for e in std::fs::read_dir(ckpt.parent().unwrap()).unwrap() {
+        let name = e.unwrap().file_name().to_string_lossy().into_owned();
+        assert!(!name.starts_with(".tandem-"), "left behind: {name}");
+    }
+    std::fs::remove_file(&ckpt).unwrap();
+}

@@ -300,24 +300,18 @@ impl Trainer {
         self.lambda_history.push(lambda);
         self.epoch += 1;
         self.global_step += steps as u64;
-        let steps = self.step_losses(&log, &order);
-        self.weighter.end_epoch(&steps);
-        Ok(Some(steps))
-    }
-
-    /// The steps' losses from the loss log (as many steps as it holds) and
-    /// their counts from the epoch's row order.
-    fn step_losses(&self, log: &[f32], order: &[u32]) -> Vec<StepLoss> {
         let t = self.shape.tasks;
-        let counts = self.label_counts.per_step(order, self.shape.batch);
-        (log.chunks_exact(t + 1).zip(counts))
+        let counts = self.label_counts.per_step(&order, self.shape.batch);
+        let steps: Vec<StepLoss> = (log.chunks_exact(t + 1).zip(counts))
             .map(|(c, n)| StepLoss {
                 total: c[0],
                 tasks: c[1..].to_vec(),
                 rows: n.rows,
                 labels: n.labels,
             })
-            .collect()
+            .collect();
+        self.weighter.end_epoch(&steps);
+        Ok(Some(steps))
     }
 
     /// λ_j per finished epoch, as its last step used them (the configured

@@ -124,10 +124,18 @@ impl Trainer {
         let Some(p) = &self.pending else {
             return Ok(Vec::new());
         };
-        let (order, done) = (p.order.clone(), p.done);
-        let mut log = self.backend.read(self.bufs.log)?;
-        log.truncate(done * (self.shape.tasks + 1));
-        Ok(self.step_losses(&log, &order))
+        let t = self.shape.tasks;
+        let log = self.backend.read(self.bufs.log)?;
+        let counts = self.label_counts.per_step(&p.order, self.shape.batch);
+        Ok((log.chunks_exact(t + 1).zip(counts))
+            .take(p.done)
+            .map(|(c, n)| StepLoss {
+                total: c[0],
+                tasks: c[1..].to_vec(),
+                rows: n.rows,
+                labels: n.labels,
+            })
+            .collect())
     }
 
     /// Steps done in the epoch cut short (0 when none is).
