@@ -26,10 +26,9 @@ fn backends() -> Vec<BackendChoice> {
     b
 }
 
+/// A file in the temporary folder, named for this process (each test removes its own).
 fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("tandem-resume-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir.join(name)
+    std::env::temp_dir().join(format!("tandem-resume-{}-{name}", std::process::id()))
 }
 
 fn task(name: &str, kind: TaskKind, outputs: usize, head: Vec<usize>, weight: f32) -> TaskSpec {
@@ -392,7 +391,9 @@ fn early_stopping_resumes_bit_for_bit() {
 #[test]
 fn a_checkpoint_is_the_model_file_plus_the_training_state() {
     let case = &cases()[0];
-    let ckpt = scratch("plain.ckpt");
+    let dir = scratch("plain");
+    std::fs::create_dir_all(&dir).unwrap();
+    let ckpt = dir.join("plain.ckpt");
     let never = |_: usize, _: usize| false;
     run(case, BackendChoice::Cpu, 2, None, &ckpt, &never);
     let mut model = Model::new(case.spec.clone(), case.cfg.seed);
@@ -416,9 +417,9 @@ fn a_checkpoint_is_the_model_file_plus_the_training_state() {
     let ck = Checkpoint::load(&ckpt).unwrap();
     assert_eq!((ck.state.epoch, ck.state.global_step), (2, 76));
     // No temporary file is left beside it.
-    for e in std::fs::read_dir(ckpt.parent().unwrap()).unwrap() {
+    for e in std::fs::read_dir(&dir).unwrap() {
         let name = e.unwrap().file_name().to_string_lossy().into_owned();
         assert!(!name.starts_with(".tandem-"), "left behind: {name}");
     }
-    std::fs::remove_file(&ckpt).unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
 }
