@@ -462,3 +462,17 @@ fn a_second_signal_exits_at_once_and_the_last_checkpoint_still_resumes() {
     assert!(read(&out) == model, "the model files differ");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn help_says_init_is_weights_only_and_shows_the_long_run_flags() {
+    let o = ok(&["train", "--help"]);
+    let help = String::from_utf8_lossy(&o.stdout);
+    for want in [
+        "weights only",
+        "--checkpoint",
+        "--checkpoint-every",
+        "--resume",
+    ] {
+        assert!(help.contains(want), "`{want}` missing from\n{help}");
+    }
+}

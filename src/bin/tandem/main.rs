@@ -38,7 +38,8 @@ enum Command {
         /// Where to save the trained model (safetensors with the spec in its metadata).
         #[arg(long)]
         out: Option<PathBuf>,
-        /// Per-step losses as CSV: step,epoch,loss,<task>_loss...
+        /// Per-step losses as CSV: step,epoch,loss,<task>_loss... (with --resume, the existing
+        /// log continues by global step).
         #[arg(long)]
         log: Option<PathBuf>,
         /// auto (GPU when an adapter exists, else CPU), gpu or cpu.
