@@ -423,3 +423,69 @@ fn a_checkpoint_is_the_model_file_plus_the_training_state() {
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn a_resume_that_would_not_continue_the_run_is_refused_naming_the_key() {
+    let case = &cases()[0];
+    let ckpt = scratch("refused.ckpt");
+    run(case, BackendChoice::Cpu, 2, None, &ckpt, &|_, _| false);
+    let ck = Checkpoint::load(&ckpt).unwrap();
+    let attempt = |cfg: &TrainConfig, spec: &ModelSpec, train: &Dataset| {
+        let mut model = Model::new(spec.clone(), cfg.seed);
+        let opts = FitOptions {
+            resume: Some((&ck, ckpt.as_path())),
+            ..Default::default()
+        };
+        let cpu = tandem::open_backend(BackendChoice::Cpu).unwrap();
+        fit_with(&mut model, train, None, cfg, cpu, opts, &mut |_| {})
+            .err()
+            .map(|e| e.to_string())
+    };
+    let (cfg, spec, train) = (&case.cfg, &case.spec, &case.train);
+    let edited = |f: &dyn Fn(&mut TrainConfig)| {
+        let mut c = cfg.clone();
+        f(&mut c);
+        c
+    };
+    let named = |e: Option<String>, key: &str| {
+        let e = e.unwrap_or_else(|| panic!("no error for `{key}`"));
+        assert!(e.contains(key) && e.contains("refused.ckpt"), "{key}: {e}");
+    };
+    named(
+        attempt(&edited(&|c| c.optimizer.lr = 0.02), spec, train),
+        "`train.optimizer.lr`",
+    );
+    named(
+        attempt(
+            &edited(&|c| c.optimizer.kind = OptimizerKind::Sgd),
+            spec,
+            train,
+        ),
+        "`train.optimizer.kind`",
+    );
+    named(
+        attempt(&edited(&|c| c.batch_size = 9), spec, train),
+        "`train.batch_size`",
+    );
+    named(
+        attempt(&edited(&|c| c.seed = 1), spec, train),
+        "`train.seed`",
+    );
+    named(
+        attempt(&edited(&|c| c.epochs = 1), spec, train),
+        "train.epochs = 1",
+    );
+    let other = common::mixed_tasks(301);
+    named(attempt(cfg, spec, &other), "`data (training rows)`");
+    let wider = ModelSpec {
+        architecture: Architecture::Shared { trunk: vec![8, 7] },
+        ..spec.clone()
+    };
+    named(
+        attempt(cfg, &wider, train),
+        "`model.architecture.shared.trunk.1`",
+    );
+    // More epochs is what resuming is for.
+    assert_eq!(attempt(&edited(&|c| c.epochs = 5), spec, train), None);
+    std::fs::remove_file(&ckpt).unwrap();
+}
