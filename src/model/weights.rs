@@ -116,11 +116,13 @@ pub fn read_into(
         .names()
         .into_iter()
         .filter(|n| {
-            // Optimizer and task-weighting state of another run's checkpoint is not a weight.
+            // Optimizer and task-weighting state of another run's checkpoint
+            // (`checkpoint.*` in tandem's own) is not a weight.
             layout.find(n).is_none()
                 && !n.starts_with("adam.")
                 && !n.starts_with("sgd.")
                 && !n.starts_with("weighting.")
+                && !n.starts_with("checkpoint.")
         })
         .collect();
     if !extra.is_empty() {
@@ -372,6 +374,12 @@ impl Model {
     /// preprocessing and the task-weight history in the metadata. The same
     /// model always gives the same bytes.
     pub fn to_bytes(&self) -> Result<Vec<u8>> {
+        tensor_bytes(&self.network.layout, &self.params, self.metadata()?)
+    }
+
+    /// The metadata [`Model::to_bytes`] writes: the format, the spec, the
+    /// preprocessing and the task-weight history.
+    pub fn metadata(&self) -> Result<BTreeMap<String, String>> {
         let json = |what: &str, r: serde_json::Result<String>| {
             r.map_err(|e| Error::Invalid(format!("serialising the model's {what}: {e}")))
         };
@@ -388,11 +396,13 @@ impl Model {
             let w = json("task weights", serde_json::to_string(&self.task_weights))?;
             meta.insert("task_weights".to_string(), w);
         }
-        tensor_bytes(&self.network.layout, &self.params, meta)
+        Ok(meta)
     }
 
     /// Saves the model ([`Model::to_bytes`]) through a temporary file: a
-    /// failed save leaves an existing file as it was.
+    /// failed save leaves an existing file as it was. Weights only: no
+    /// optimizer state, step counter or shuffle position; a run that is to
+    /// continue exactly saves a checkpoint (`train::checkpoint`) instead.
     pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
         write_file(path.as_ref(), &self.to_bytes()?)
     }

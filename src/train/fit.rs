@@ -2,6 +2,7 @@
 //! `predict` with it. The seed's program in Rust is: load a config (or build a
 //! `ModelSpec`), `fit`, print the metrics (see examples/multitask.rs).
 
+use super::checkpoint::{BestEpoch, Checkpoint, CheckpointPolicy};
 use super::config::{EarlyStopping, TrainConfig};
 use super::metrics::TaskMetrics;
 use super::predict::{
@@ -13,6 +14,7 @@ use crate::backend::Backend;
 use crate::data::Dataset;
 use crate::model::Model;
 use crate::{Error, NonFiniteIn, Result};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// What `fit` reports as it goes.
 pub enum Event<'a> {
@@ -60,6 +62,37 @@ pub struct History {
     /// With early stopping and `restore_best`: true when the returned model
     /// holds the best epoch's weights rather than the last epoch's.
     pub restored_best: bool,
+    /// Optimizer steps per epoch.
+    pub steps_per_epoch: usize,
+    /// The global step the run resumed at (0 for a fresh run): `epochs`
+    /// starts with the resumed epoch, whose steps before it were done already.
+    pub resumed_at_step: u64,
+    /// Set when a stop request cut the run short (see [`FitOptions::stop`]).
+    pub interrupted: Option<Interrupted>,
+}
+
+/// Where a stop request cut a run short.
+#[derive(Debug, Clone)]
+pub struct Interrupted {
+    /// The epoch (0-based) it stopped in, or before when no step of it was done.
+    pub epoch: usize,
+    /// The losses of that epoch's steps done (by this run or before it resumed).
+    pub steps: Vec<StepLoss>,
+}
+
+/// What [`fit_with`] adds to [`fit`]: checkpoints, resuming, stopping.
+#[derive(Default)]
+pub struct FitOptions<'a> {
+    /// Write checkpoints there, this often (and at the end, and when stopped).
+    pub checkpoint: Option<CheckpointPolicy>,
+    /// Continue this checkpoint (with its path, for errors) instead of
+    /// starting afresh: it must be of the same model, config (but for
+    /// `train.epochs` and early stopping's patience) and data.
+    pub resume: Option<(&'a Checkpoint, &'a std::path::Path)>,
+    /// Checked after every submission: once true, training stops after the
+    /// submission in flight, writes the checkpoint and returns with
+    /// [`History::interrupted`] set.
+    pub stop: Option<&'a AtomicBool>,
 }
 
 impl History {
@@ -89,6 +122,28 @@ pub fn fit(
     backend: Box<dyn Backend>,
     on_event: &mut dyn FnMut(Event),
 ) -> Result<History> {
+    let opts = FitOptions::default();
+    fit_with(model, train, valid, cfg, backend, opts, on_event)
+}
+
+/// [`fit`] with checkpoints, resuming from one, and stopping on request
+/// (see [`FitOptions`]). A run resumed from a checkpoint of a run of the same
+/// config continues it exactly: the same steps, losses and final weights,
+/// bit for bit, as the run that was not interrupted.
+pub fn fit_with(
+    model: &mut Model,
+    train: &Dataset,
+    valid: Option<&Dataset>,
+    cfg: &TrainConfig,
+    backend: Box<dyn Backend>,
+    opts: FitOptions,
+    on_event: &mut dyn FnMut(Event),
+) -> Result<History> {
+    if let Some((ck, path)) = opts.resume {
+        ck.check_fits(path, model, cfg, (train, valid))?;
+        model.params.clone_from(&ck.state.params);
+        model.task_weights.clone_from(&ck.model.task_weights);
+    }
     if let Some(v) = valid {
         check_data(model, v, "validation")?;
     }
@@ -100,6 +155,7 @@ pub fn fit(
     let mut trainer = Trainer::new(backend, model, train, cfg)?;
     let mut history = History {
         backend: trainer.backend().describe(),
+        steps_per_epoch: trainer.steps_per_epoch(),
         ..Default::default()
     };
     let mut watch = cfg.early_stopping.as_ref().map(|rule| EarlyStop {
@@ -107,6 +163,14 @@ pub fn fit(
         epochs: cfg.epochs,
         best: None,
     });
+    let first = restore(opts.resume, &mut trainer, &mut watch, &mut history, cfg)?;
+    let mut saver = Saver {
+        policy: opts.checkpoint.as_ref(),
+        written_at: None,
+        cfg,
+        data: (train, valid),
+    };
+    let stop = || opts.stop.is_some_and(|s| s.load(Ordering::SeqCst));
     let predictor = match valid {
         Some(v) => {
             let params = trainer.params_buffer();
@@ -120,9 +184,17 @@ pub fn fit(
         }
         None => None,
     };
-    for epoch in 0..cfg.epochs {
-        let steps = trainer
-            .train_epoch(&mut |done, total| on_event(Event::Progress { epoch, done, total }))?;
+    for epoch in first..cfg.epochs {
+        let progress = &mut |done, total| on_event(Event::Progress { epoch, done, total });
+        let steps = match stop() {
+            true => None,
+            false => trainer.train_epoch_or_stop(progress, &stop)?,
+        };
+        let Some(steps) = steps else {
+            let steps = trainer.pending_steps()?;
+            history.interrupted = Some(Interrupted { epoch, steps });
+            break;
+        };
         if let Some(e) = trainer.divergence() {
             trainer.download(model)?;
             return Err(e);
@@ -160,12 +232,83 @@ pub fn fit(
             history.stopped_early = true;
             break;
         }
+        if saver.due(epoch + 1) {
+            saver.save(&mut trainer, model, watch.as_ref(), false)?;
+        }
     }
+    let best = watch.as_ref();
+    saver.save(&mut trainer, model, best, history.stopped_early)?;
     trainer.download(model)?;
     if let Some(w) = watch {
         w.finish(&mut history, model, &trainer)?;
     }
     Ok(history)
+}
+
+/// Puts a checkpoint's state into a fresh `trainer`, early stopping's watch
+/// and `history`; returns the epoch to continue with (`cfg.epochs` when
+/// early stopping had ended the run).
+fn restore(
+    resume: Option<(&Checkpoint, &std::path::Path)>,
+    trainer: &mut Trainer,
+    watch: &mut Option<EarlyStop>,
+    history: &mut History,
+    cfg: &TrainConfig,
+) -> Result<usize> {
+    let Some((ck, _)) = resume else {
+        return Ok(0);
+    };
+    trainer.restore(&ck.state)?;
+    if let Some(w) = watch {
+        w.best.clone_from(&ck.best);
+    }
+    history.resumed_at_step = ck.state.global_step;
+    history.stopped_early = ck.stopped_early;
+    Ok(if ck.stopped_early {
+        cfg.epochs
+    } else {
+        trainer.epoch()
+    })
+}
+
+/// Writes `fit`'s checkpoints.
+struct Saver<'a> {
+    policy: Option<&'a CheckpointPolicy>,
+    /// The global step of the last checkpoint written.
+    written_at: Option<u64>,
+    cfg: &'a TrainConfig,
+    data: (&'a Dataset, Option<&'a Dataset>),
+}
+
+impl Saver<'_> {
+    /// True when a checkpoint is due after `epochs` epochs.
+    fn due(&self, epochs: usize) -> bool {
+        self.policy
+            .is_some_and(|p| p.every > 0 && epochs.is_multiple_of(p.every))
+    }
+
+    /// Writes the checkpoint now (unless there is no policy, or this state
+    /// was just written).
+    fn save(
+        &mut self,
+        trainer: &mut Trainer,
+        model: &Model,
+        watch: Option<&EarlyStop>,
+        stopped_early: bool,
+    ) -> Result<()> {
+        let Some(policy) = self.policy else {
+            return Ok(());
+        };
+        let at = (trainer.epoch() * trainer.steps_per_epoch() + trainer.steps_pending()) as u64;
+        if self.written_at == Some(at) && !stopped_early {
+            return Ok(());
+        }
+        let best: Option<BestEpoch> = watch.and_then(|w| w.best.clone());
+        let ck = Checkpoint::capture(trainer, model, self.cfg, self.data, best, stopped_early)?;
+        ck.save(&policy.path)?;
+        self.written_at = Some(at);
+        Ok(())
+    }
 }
 
 /// Early stopping: the epoch with the lowest validation loss so far.
@@ -174,7 +317,7 @@ struct EarlyStop<'a> {
     /// The configured number of epochs (the last one never stops early).
     epochs: usize,
     /// (epoch, validation loss, its weights when they are to be restored).
-    best: Option<(usize, f32, Option<Vec<f32>>)>,
+    best: Option<BestEpoch>,
 }
 
 impl EarlyStop<'_> {
@@ -208,14 +351,15 @@ impl EarlyStop<'_> {
 
     /// Records the best epoch in `history`, and puts its weights back into
     /// `model` when they were kept and differ from the last epoch's. A
-    /// validation loss that was never finite is an error.
+    /// validation loss that was never finite is an error. The epochs trained
+    /// count those before a resume.
     fn finish(self, history: &mut History, model: &mut Model, trainer: &Trainer) -> Result<()> {
         let Some((epoch, _, weights)) = self.best else {
             return Err(never_finite(history, model, trainer.steps_per_epoch()));
         };
         history.best_epoch = Some(epoch);
         if let Some(w) = weights {
-            if epoch + 1 != history.epochs.len() {
+            if epoch + 1 != trainer.epoch() {
                 model.params = w;
                 history.restored_best = true;
             }

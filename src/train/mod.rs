@@ -1,5 +1,6 @@
 //! Training: the trainer, metrics and prediction.
 pub mod bagging;
+pub mod checkpoint;
 pub mod config;
 pub mod fit;
 pub mod metrics;
@@ -9,8 +10,10 @@ pub mod trainer;
 pub mod weighting;
 
 pub use crate::backend::select::{open_backend, BackendChoice};
+pub use checkpoint::{Checkpoint, CheckpointPolicy};
 pub use fit::{
-    allocation, evaluate, evaluate_loss, fit, forward, predict, EpochReport, Event, History,
+    allocation, evaluate, evaluate_loss, fit, fit_with, forward, predict, EpochReport, Event,
+    FitOptions, History, Interrupted,
 };
 pub use predict::{task_losses, weighted_loss, Outputs, Predictions, Predictor, TaskPrediction};
-pub use trainer::{StepLoss, Trainer};
+pub use trainer::{StepLoss, Trainer, TrainerState};

@@ -21,6 +21,9 @@ use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
+mod state;
+pub use state::TrainerState;
+
 /// Steps recorded into one command submission.
 pub const STEPS_PER_SUBMIT: u32 = 32;
 
@@ -77,6 +80,8 @@ pub struct Trainer {
     last_finite: Option<f32>,
     /// The first step that was not finite, and the objective before it.
     diverged: Option<(Divergence, Option<f32>)>,
+    /// An epoch cut short by a stop request (see `state`).
+    pending: Option<state::Pending>,
 }
 
 /// Checks that `data` fits `model` before anything is uploaded.
@@ -209,6 +214,7 @@ impl Trainer {
             task_names: spec.tasks.iter().map(|t| t.name.clone()).collect(),
             last_finite: None,
             diverged: None,
+            pending: None,
         })
     }
 
@@ -254,7 +260,26 @@ impl Trainer {
     /// optimizer skipped it and every later step: the losses end with that
     /// step's and [`Trainer::divergence`] says what happened.
     pub fn train_epoch(&mut self, progress: &mut dyn FnMut(usize, usize)) -> Result<Vec<StepLoss>> {
-        let order = self.row_order();
+        self.train_epoch_or_stop(progress, &|| false)?
+            .ok_or_else(|| Error::Invalid("the epoch was cut short".into()))
+    }
+
+    /// [`Trainer::train_epoch`], but when `stop()` says so after a submission
+    /// that did not end the epoch, the epoch is put aside (its row order and
+    /// the steps done; see [`Trainer::state`]) and None is returned; the next
+    /// call continues it where it stopped.
+    pub fn train_epoch_or_stop(
+        &mut self,
+        progress: &mut dyn FnMut(usize, usize),
+        stop: &dyn Fn() -> bool,
+    ) -> Result<Option<Vec<StepLoss>>> {
+        let (order, start, rng_pos) = match self.pending.take() {
+            Some(p) => (p.order, p.done, p.rng_pos),
+            None => {
+                let pos = self.rng.get_word_pos();
+                (self.row_order(), 0, pos)
+            }
+        };
         let b = self.backend.as_mut();
         if let Some(lambda) = self.weighter.epoch_lambda() {
             b.write(self.bufs.lambda, 0, &lambda)?;
@@ -264,25 +289,34 @@ impl Trainer {
             b.write(self.bufs.initial, 0, &l0)?;
         }
         b.write_u32(self.bufs.cursor.order, 0, &order)?;
-        b.write_u32(self.bufs.cursor.counters, 0, &[0, self.global_step as u32])?;
+        let at = self.global_step + start as u64;
+        b.write_u32(self.bufs.cursor.counters, 0, &[start as u32, at as u32])?;
         let steps = self.shape.steps_per_epoch;
         if self.optimizer.kind == OptimizerKind::Adam {
             let factors =
                 optimizer::adam_factor_table(&self.optimizer, self.global_step + 1, steps);
             b.write(self.bufs.cursor.adam_factors, 0, &factors)?;
         }
-        let mut done = 0;
+        let mut done = start;
         while done < steps {
             let k = (steps - done).min(STEPS_PER_SUBMIT as usize);
             b.run(self.step, k as u32)?;
             done += k;
             progress(done, steps);
+            if done < steps && stop() {
+                self.pending = Some(state::Pending {
+                    order,
+                    done,
+                    rng_pos,
+                });
+                return Ok(None);
+            }
         }
         let log = b.read(self.bufs.log)?;
         let counters = b.read_u32(self.bufs.cursor.counters)?;
         let t = self.shape.tasks;
         if let Some(d) = Divergence::read(&counters, t) {
-            return Ok(self.diverge(d, &log, &order));
+            return Ok(Some(self.diverge(d, &log, &order)));
         }
         // λ the host wrote is known; only the device-computed kind is read back (T values).
         let lambda = match &self.host_lambda {
@@ -303,7 +337,7 @@ impl Trainer {
             })
             .collect();
         self.weighter.end_epoch(&steps);
-        Ok(steps)
+        Ok(Some(steps))
     }
 
     /// Records the first step that was not finite; returns the epoch's losses

@@ -4,6 +4,7 @@
 mod eval;
 mod info;
 mod inspect;
+mod long_run;
 mod output;
 mod predict;
 mod train;
@@ -29,13 +30,16 @@ enum Command {
     Train {
         /// The run's config (TOML).
         config: PathBuf,
-        /// Initial weights (safetensors, tensor names as in the docs) instead of a seeded init.
-        #[arg(long)]
+        /// Initial weights (safetensors, tensor names as in the docs) instead of a seeded init:
+        /// weights only, training starts afresh (no optimizer state, step count or shuffle
+        /// position; to continue a run exactly, use --resume with a checkpoint).
+        #[arg(long, conflicts_with = "resume")]
         init: Option<PathBuf>,
         /// Where to save the trained model (safetensors with the spec in its metadata).
         #[arg(long)]
         out: Option<PathBuf>,
-        /// Per-step losses as CSV: step,epoch,loss,<task>_loss...
+        /// Per-step losses as CSV: step,epoch,loss,<task>_loss... (with --resume, the existing
+        /// log continues by global step).
         #[arg(long)]
         log: Option<PathBuf>,
         /// auto (GPU when an adapter exists, else CPU), gpu or cpu.
@@ -44,6 +48,17 @@ enum Command {
         /// No progress bar.
         #[arg(long)]
         quiet: bool,
+        /// Write a checkpoint there (everything needed to continue the run exactly),
+        /// atomically, every --checkpoint-every epochs, at the end, and on SIGINT/SIGTERM.
+        #[arg(long)]
+        checkpoint: Option<PathBuf>,
+        /// Epochs between checkpoints.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+        checkpoint_every: u32,
+        /// Continue the run a checkpoint holds, to the config's train.epochs in total.
+        /// The config may differ only in train.epochs, early stopping's patience and outputs.
+        #[arg(long)]
+        resume: Option<PathBuf>,
     },
     /// Per-task metrics of a saved model on a config's data.
     Eval {
@@ -123,7 +138,17 @@ fn run(cli: Cli) -> Result<()> {
             log,
             backend,
             quiet,
-        } => train::train(&config, init, out, log, &backend, quiet),
+            checkpoint,
+            checkpoint_every,
+            resume,
+        } => {
+            let long = long_run::LongRun {
+                checkpoint,
+                every: checkpoint_every as usize,
+                resume,
+            };
+            train::train(&config, init, out, log, &backend, quiet, long)
+        }
         Command::Eval {
             model,
             data,

@@ -1,11 +1,13 @@
 //! `tandem train`: fit the model a config describes, print each epoch's
 //! losses and validation metrics, then save what was asked for.
 
+use super::long_run::{self, LongRun};
 use super::output::{check_distinct, check_some, Outputs};
 use anyhow::Result;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::{Path, PathBuf};
 use tandem::io::load_split;
+use tandem::train::{fit_with, Checkpoint, CheckpointPolicy, FitOptions};
 use tandem::{BackendChoice, Config, EpochReport, Event, History, Model};
 
 pub fn train(
@@ -15,12 +17,20 @@ pub fn train(
     log: Option<PathBuf>,
     backend: &str,
     quiet: bool,
+    long: LongRun,
 ) -> Result<()> {
     check_some(&out, "--out")?;
     check_some(&log, "--log")?;
-    if let (Some(o), Some(l)) = (&out, &log) {
-        check_distinct(&[(o, "--out"), (l, "--log")])?;
-    }
+    check_some(&long.checkpoint, "--checkpoint")?;
+    let named = [
+        (&out, "--out"),
+        (&log, "--log"),
+        (&long.checkpoint, "--checkpoint"),
+    ];
+    let named: Vec<(&Path, &str)> = (named.iter())
+        .filter_map(|(p, f)| p.as_deref().map(|p| (p, *f)))
+        .collect();
+    check_distinct(&named)?;
     let choice: BackendChoice = backend.parse()?;
     let mut cfg = Config::load(config)?;
     let split = load_split(&mut cfg)?;
@@ -30,6 +40,11 @@ pub fn train(
     if let Some(w) = &init {
         model.load_init(w)?;
     }
+    let resume = match &long.resume {
+        Some(p) => Some(Checkpoint::load(p)?),
+        None => None,
+    };
+    let existing = long_run::existing_log(log.as_deref(), resume.is_some())?;
     let b = tandem::open_backend(choice)?;
     eprintln!(
         "training {} on {} rows ({} validation) with {}",
@@ -41,12 +56,21 @@ pub fn train(
     let bar = progress_bar(quiet);
     let mut header_done = false;
     let mut last_loss = f32::NAN;
-    let fitted = tandem::fit(
+    let opts = FitOptions {
+        checkpoint: (long.checkpoint.clone()).map(|path| CheckpointPolicy {
+            path,
+            every: long.every,
+        }),
+        resume: resume.as_ref().zip(long.resume.as_deref()),
+        stop: Some(long_run::stop_on_signals()),
+    };
+    let fitted = fit_with(
         &mut model,
         &split.train,
         split.valid.as_ref(),
         &cfg.train,
         b,
+        opts,
         &mut |ev| match ev {
             Event::Progress { epoch, done, total } => {
                 bar.set_length(total as u64);
@@ -68,25 +92,47 @@ pub fn train(
     );
     bar.finish_and_clear();
     let history = fitted.map_err(|e| nothing_written(e, &out, &log))?;
+    let existing = existing.as_deref();
+    if history.interrupted.is_some() {
+        // The model is not finished: only the log so far, and the checkpoint fit wrote.
+        save_outputs(&model, &history, None, log.as_deref(), existing)?;
+        interrupted(config, &long, out.as_deref(), log.as_deref());
+    }
     print_early_stopping(&history);
     print_final_metrics(&history);
-    save_outputs(&model, &history, out.as_deref(), log.as_deref())
+    save_outputs(&model, &history, out.as_deref(), log.as_deref(), existing)
+}
+
+/// Says where a run stopped by a signal can resume, and exits with status 130.
+fn interrupted(config: &Path, long: &LongRun, out: Option<&Path>, log: Option<&Path>) -> ! {
+    match &long.checkpoint {
+        Some(ckpt) => eprintln!(
+            "interrupted: checkpoint written to {}; resume with\n  {}",
+            ckpt.display(),
+            long_run::resume_command(config, ckpt, out, log)
+        ),
+        None => eprintln!("interrupted; without --checkpoint there is nothing to resume from"),
+    }
+    std::process::exit(long_run::INTERRUPTED)
 }
 
 /// Writes the model and the log to temporary files, and only once both are
-/// written renames them into place: a failed save replaces neither.
+/// written renames them into place: a failed save replaces neither. A resumed
+/// run's log continues `existing`.
 fn save_outputs(
     model: &Model,
     history: &History,
     out: Option<&Path>,
     log: Option<&Path>,
+    existing: Option<&str>,
 ) -> Result<()> {
     let mut outputs = Outputs::default();
     if let Some(path) = out {
         outputs.stage_bytes(path, "--out", &model.to_bytes()?)?;
     }
     if let Some(path) = log {
-        outputs.stage_bytes(path, "--log", step_log(model, history).as_bytes())?;
+        let text = long_run::step_log(model, history, existing);
+        outputs.stage_bytes(path, "--log", text.as_bytes())?;
     }
     outputs.commit()?;
     if let Some(path) = log {
@@ -171,9 +217,12 @@ fn metric_row(r: &EpochReport) -> String {
 /// What early stopping decided, when it was on.
 fn print_early_stopping(history: &History) {
     if let Some(best) = history.best_epoch {
-        let at = &history.epochs[best];
+        // Before a resume, the best epoch's report is not in this run's history.
+        let at = history.epochs.iter().find(|e| e.epoch == best);
+        let loss = at.and_then(|e| e.valid_loss).unwrap_or(f32::NAN);
+        let trained = history.epochs.last().map_or(0, |e| e.epoch + 1);
         let stopped = if history.stopped_early {
-            format!("early stopping after epoch {}", history.epochs.len())
+            format!("early stopping after epoch {trained}")
         } else {
             "early stopping did not trigger".to_string()
         };
@@ -183,8 +232,7 @@ fn print_early_stopping(history: &History) {
             ""
         };
         println!(
-            "{stopped}: best validation loss {:.5} at epoch {}{restored}",
-            at.valid_loss.unwrap_or(f32::NAN),
+            "{stopped}: best validation loss {loss:.5} at epoch {}{restored}",
             best + 1
         );
     }
@@ -192,31 +240,14 @@ fn print_early_stopping(history: &History) {
 
 /// The validation metrics of the weights the model now holds.
 fn print_final_metrics(history: &History) {
-    let shown = history
-        .best_epoch
-        .filter(|_| history.restored_best)
-        .or(history.epochs.len().checked_sub(1));
-    if let Some(e) = shown.map(|e| &history.epochs[e]) {
+    let shown = match history.best_epoch.filter(|_| history.restored_best) {
+        Some(best) => history.epochs.iter().find(|e| e.epoch == best),
+        None => history.epochs.last(),
+    };
+    if let Some(e) = shown {
         if !e.valid.is_empty() {
             println!("\nvalidation metrics after {} epochs:", e.epoch + 1);
             print!("{}", tandem::train::metrics::table(&e.valid));
         }
     }
-}
-
-/// `--log`: `step,epoch,loss,<task>_loss...`, one row per optimizer step.
-fn step_log(model: &Model, history: &History) -> String {
-    let mut text = String::from("step,epoch,loss");
-    for t in &model.spec.tasks {
-        text.push_str(&format!(",{}_loss", t.name));
-    }
-    text.push('\n');
-    for (k, (epoch, s)) in history.steps().enumerate() {
-        text.push_str(&format!("{k},{epoch},{}", s.total));
-        for l in &s.tasks {
-            text.push_str(&format!(",{l}"));
-        }
-        text.push('\n');
-    }
-    text
 }
