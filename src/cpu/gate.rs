@@ -47,42 +47,68 @@ pub fn softmax_backward(a: &GateArgs, dy: &[f32], y: &[f32], dx: &mut [f32]) {
     }
 }
 
+/// The gated sums' shapes and offsets: g [N, G] (row stride G = g_stride) at
+/// g_off, ex [E, N, H] at ex_off, out [N, H] at out_off.
+struct GatedSumIndex {
+    rows: usize,
+    experts: usize,
+    width: usize,
+    g_stride: usize,
+    g_off: usize,
+    ex_off: usize,
+    out_off: usize,
+}
+
+impl GatedSumIndex {
+    fn of(a: &GateArgs) -> Self {
+        GatedSumIndex {
+            rows: a.rows as usize,
+            experts: a.experts as usize,
+            width: a.width as usize,
+            g_stride: a.g_stride as usize,
+            g_off: a.g_off as usize,
+            ex_off: a.ex_off as usize,
+            out_off: a.out_off as usize,
+        }
+    }
+    /// Index of g[n, e].
+    fn g(&self, n: usize, e: usize) -> usize {
+        self.g_off + n * self.g_stride + e
+    }
+    /// Index of ex[e, n, h].
+    fn ex(&self, e: usize, n: usize, h: usize) -> usize {
+        self.ex_off + (e * self.rows + n) * self.width + h
+    }
+    /// Index of out[n, h].
+    fn out(&self, n: usize, h: usize) -> usize {
+        self.out_off + n * self.width + h
+    }
+}
+
 /// out[n, h] (+)= Σ_e g[n, e]·ex[e, n, h].
 pub fn sum_forward(a: &GateArgs, g: &[f32], ex: &[f32], out: &mut [f32]) {
-    let (n_n, e_n, h_n, gs) = (
-        a.rows as usize,
-        a.experts as usize,
-        a.width as usize,
-        a.g_stride as usize,
-    );
-    for n in 0..n_n {
-        for h in 0..h_n {
+    let ix = GatedSumIndex::of(a);
+    for n in 0..ix.rows {
+        for h in 0..ix.width {
             let mut s = 0.0f32;
-            for e in 0..e_n {
-                s += g[a.g_off as usize + n * gs + e]
-                    * ex[a.ex_off as usize + (e * n_n + n) * h_n + h];
+            for e in 0..ix.experts {
+                s += g[ix.g(n, e)] * ex[ix.ex(e, n, h)];
             }
-            put(&mut out[a.out_off as usize + n * h_n + h], s, a.accumulate);
+            put(&mut out[ix.out(n, h)], s, a.accumulate);
         }
     }
 }
 
 /// dex[e, n, h] (+)= g[n, e]·dout[n, h].
 pub fn sum_backward_experts(a: &GateArgs, g: &[f32], dout: &[f32], dex: &mut [f32]) {
-    let (n_n, e_n, h_n, gs) = (
-        a.rows as usize,
-        a.experts as usize,
-        a.width as usize,
-        a.g_stride as usize,
-    );
-    for e in 0..e_n {
-        for n in 0..n_n {
-            let ge = g[a.g_off as usize + n * gs + e];
-            for h in 0..h_n {
-                let v = ge * dout[a.out_off as usize + n * h_n + h];
+    let ix = GatedSumIndex::of(a);
+    for e in 0..ix.experts {
+        for n in 0..ix.rows {
+            let ge = g[ix.g(n, e)];
+            for h in 0..ix.width {
                 put(
-                    &mut dex[a.ex_off as usize + (e * n_n + n) * h_n + h],
-                    v,
+                    &mut dex[ix.ex(e, n, h)],
+                    ge * dout[ix.out(n, h)],
                     a.accumulate,
                 );
             }
@@ -92,20 +118,14 @@ pub fn sum_backward_experts(a: &GateArgs, g: &[f32], dout: &[f32], dex: &mut [f3
 
 /// dg[n, e] (+)= Σ_h dout[n, h]·ex[e, n, h].
 pub fn sum_backward_gate(a: &GateArgs, dout: &[f32], ex: &[f32], dg: &mut [f32]) {
-    let (n_n, e_n, h_n, gs) = (
-        a.rows as usize,
-        a.experts as usize,
-        a.width as usize,
-        a.g_stride as usize,
-    );
-    for n in 0..n_n {
-        for e in 0..e_n {
+    let ix = GatedSumIndex::of(a);
+    for n in 0..ix.rows {
+        for e in 0..ix.experts {
             let mut s = 0.0f32;
-            for h in 0..h_n {
-                s += dout[a.out_off as usize + n * h_n + h]
-                    * ex[a.ex_off as usize + (e * n_n + n) * h_n + h];
+            for h in 0..ix.width {
+                s += dout[ix.out(n, h)] * ex[ix.ex(e, n, h)];
             }
-            put(&mut dg[a.g_off as usize + n * gs + e], s, a.accumulate);
+            put(&mut dg[ix.g(n, e)], s, a.accumulate);
         }
     }
 }
