@@ -4,52 +4,23 @@
 
 mod common;
 
+use common::cli::{fails, s, tandem};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 use tandem::io::npy;
 
-fn tandem(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_tandem"))
-        .args(args)
-        .env("XDG_RUNTIME_DIR", std::env::temp_dir())
-        .output()
-        .expect("the tandem binary runs")
+fn scratch(name: &str) -> PathBuf {
+    common::cli::scratch("cli", name)
 }
 
 fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
-/// Runs a command that must fail cleanly; returns its stderr.
-fn fails(args: &[&str]) -> String {
-    let o = tandem(args);
-    let err = stderr(&o);
-    assert!(
-        !o.status.success(),
-        "expected failure: tandem {args:?}\n{err}"
-    );
-    assert!(
-        !err.contains("panicked"),
-        "tandem {args:?} panicked:\n{err}"
-    );
-    err
-}
-
-fn scratch(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("tandem-cli-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
 fn golden(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures/golden")
         .join(name)
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
 }
 
 /// `tandem train CONFIG --out MODEL --backend cpu --quiet`, which must

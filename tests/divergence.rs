@@ -13,6 +13,10 @@ use tandem::io::{load_split, npy};
 use tandem::train::Trainer;
 use tandem::{fit, BackendChoice, Config, Dataset, Error, Model, NonFiniteIn};
 
+fn scratch(name: &str) -> PathBuf {
+    common::cli::scratch("div", name)
+}
+
 /// Rows of one batch; the data is four copies of them, so a run of one batch
 /// per epoch steps exactly as the four-batch run does.
 const BATCH: usize = 8;
@@ -46,13 +50,6 @@ const CASES: &[(&str, &str, &str)] = &[
         "kind = \"adam\"\nlr = 1e10",
     ),
 ];
-
-fn scratch(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("tandem-div-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
 
 /// Writes x.npy, y.npy and config.toml for one case; returns the config.
 fn write_case(dir: &Path, kind: &str, optimizer: &str, copies: usize) -> PathBuf {

@@ -6,41 +6,15 @@
 //! a model save that fails after training leaves an existing `--log` alone.
 //! (The commit helper has its own unit tests in the binary's `output` module.)
 
+mod common;
+
+use common::cli::{fails, s, tandem};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
-fn tandem(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_tandem"))
-        .args(args)
-        .env("XDG_RUNTIME_DIR", std::env::temp_dir())
-        .output()
-        .expect("the tandem binary runs")
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
-
-/// A fresh folder for one test.
 fn scratch(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("tandem-outputs-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-/// Runs a command that must fail with a clean exit: a non-zero status that is
-/// neither a panic (101) nor a signal. Returns its stderr.
-fn fails(args: &[&str]) -> String {
-    let o = tandem(args);
-    let err = String::from_utf8_lossy(&o.stderr).into_owned();
-    match o.status.code() {
-        Some(c) => assert!(c != 0 && c != 101, "tandem {args:?} exited {c}:\n{err}"),
-        None => panic!("tandem {args:?} died from a signal:\n{err}"),
-    }
-    assert!(!err.contains("panicked"), "tandem {args:?}:\n{err}");
-    err
+    common::cli::scratch("outputs", name)
 }
 
 fn succeeds(args: &[&str]) -> String {

@@ -6,49 +6,24 @@
 
 mod common;
 
+use common::cli::{fails, s, tandem, tandem_cmd};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Output, Stdio};
 use std::time::{Duration, Instant};
 use tandem::io::npy;
 
+fn scratch(name: &str) -> PathBuf {
+    common::cli::scratch("resume-cli", name)
+}
+
 /// 3000 rows at batch 4: 750 steps (24 submissions) per epoch.
 const ROWS: usize = 3000;
-
-fn tandem_cmd(args: &[&str]) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_tandem"));
-    c.args(args).env("XDG_RUNTIME_DIR", std::env::temp_dir());
-    c
-}
-
-fn tandem(args: &[&str]) -> Output {
-    tandem_cmd(args).output().expect("the tandem binary runs")
-}
 
 fn ok(args: &[&str]) -> Output {
     let o = tandem(args);
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(o.status.success(), "tandem {args:?} failed:\n{err}");
     o
-}
-
-/// Runs a command that must fail cleanly; returns its stderr.
-fn fails(args: &[&str]) -> String {
-    let o = tandem(args);
-    let err = String::from_utf8_lossy(&o.stderr).into_owned();
-    assert!(!o.status.success(), "expected failure: {args:?}\n{err}");
-    assert!(!err.contains("panicked"), "{args:?} panicked:\n{err}");
-    err
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
-
-fn scratch(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("tandem-resume-cli-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
 }
 
 const CONFIG: &str = r#"[model]

@@ -8,8 +8,8 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
+use common::cli::{s, tandem};
 use tandem::cpu::CpuBackend;
 use tandem::io::npy;
 use tandem::model::network::Network;
@@ -20,28 +20,13 @@ use tandem::model::{
 use tandem::train::step::StepShape;
 use tandem::{Backend, Config, Model, ModelSpec, TaskKind, TaskSpec};
 
+fn scratch(name: &str) -> PathBuf {
+    common::cli::scratch("bad", name)
+}
+
 // ---------------------------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------------------------
-
-fn scratch(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("tandem-bad-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
-
-fn tandem(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_tandem"))
-        .args(args)
-        .env("XDG_RUNTIME_DIR", std::env::temp_dir())
-        .output()
-        .expect("the tandem binary runs")
-}
 
 /// Runs a command that must fail with status 1 (an error, not a panic or a
 /// signal) and whose stderr holds every one of `parts`; returns the stderr.

@@ -3,6 +3,8 @@
 //! tests/parity/harness.rs.)
 #![allow(dead_code)]
 
+pub mod cli;
+
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::sync::{Mutex, OnceLock};
