@@ -1,8 +1,12 @@
 //! The in-memory dataset: features and one label tensor per task, as the
 //! trainer uploads them, and a training/validation split of one. Loading them
-//! from files is `io::dataset`'s job.
+//! from files is `io::dataset`'s job; reading them a block at a time is
+//! [`source`]'s.
 
 use crate::model::spec::preprocess::Preprocess;
+
+pub mod source;
+pub use source::{DataSource, Subset};
 
 /// Features and labels of a set of rows, ready for a backend.
 #[derive(Debug, Clone, PartialEq)]
@@ -34,6 +38,20 @@ impl Dataset {
             features: pick(&self.features, self.inputs),
             targets: (0..self.targets.len())
                 .map(|t| pick(&self.targets[t], self.label_width(t)))
+                .collect(),
+            feature_names: self.feature_names.clone(),
+        }
+    }
+
+    /// Rows `[start, start + len)` (which must be within the dataset).
+    pub fn slice(&self, start: usize, len: usize) -> Dataset {
+        let cut = |data: &[f32], width: usize| data[start * width..(start + len) * width].to_vec();
+        Dataset {
+            rows: len,
+            inputs: self.inputs,
+            features: cut(&self.features, self.inputs),
+            targets: (0..self.targets.len())
+                .map(|t| cut(&self.targets[t], self.label_width(t)))
                 .collect(),
             feature_names: self.feature_names.clone(),
         }
