@@ -1,9 +1,13 @@
 // Batch gather from a dataset resident on the GPU, and the step counter.
 //
-// batch_gather: dst[b, c] = src[idx[base + b], c] for b < batch, c < width,
-//   base = counters[0] · batch (the step within the epoch). An index ≥ src_rows
-//   (the host writes 0xFFFFFFFF) pads the row with pad_bits: 0.0 for features,
-//   NaN for labels, so a short last batch is masked out of every loss.
+// batch_gather: dst[b, c] = src[idx[k] - first_row, c] for b < batch, c < width,
+//   k = (counters[0] · batch + b) mod idx_len (the step within the epoch; idx
+//   is a ring, so a streamed epoch can reuse it shard after shard).
+//   `src` may be one chunk of a dataset held in several buffers: rows
+//   [first_row, first_row + src_rows). A row of another chunk is left alone
+//   (that chunk's gather writes it). The index 0xFFFFFFFF pads the row with
+//   pad_bits (0.0 for features, NaN for labels, so a short last batch is
+//   masked out of every loss) unless skip_pad is set (one chunk pads).
 //   Data is moved as u32 bits, so NaN labels survive exactly.
 // step_advance: counters[0] += 1 (step within the epoch), counters[1] += 1 (global step).
 // CPU twin: src/cpu/gather.rs.
@@ -15,8 +19,8 @@ struct GatherArgs {
     pad_bits: u32,
     idx_len: u32,
     dst_off: u32,
-    _pad0: u32,
-    _pad1: u32,
+    first_row: u32,
+    skip_pad: u32,
 }
 
 @group(0) @binding(0) var<uniform> ga: GatherArgs;
@@ -33,12 +37,15 @@ fn batch_gather(@builtin(workgroup_id) wid: vec3<u32>,
     if (i >= ga.batch * ga.width) { return; }
     let b = i / ga.width;
     let c = i % ga.width;
-    let k = ga_counters[0] * ga.batch + b;
-    var row = 0xffffffffu;
-    if (k < ga.idx_len) { row = ga_idx[k]; }
-    var v = ga.pad_bits;
-    if (row < ga.src_rows) { v = ga_src[row * ga.width + c]; }
-    ga_dst[ga.dst_off + i] = v;
+    let k = (ga_counters[0] * ga.batch + b) % ga.idx_len;
+    let row = ga_idx[k];
+    if (row == 0xffffffffu) {
+        if (ga.skip_pad == 0u) { ga_dst[ga.dst_off + i] = ga.pad_bits; }
+        return;
+    }
+    let local = row - ga.first_row;
+    if (row < ga.first_row || local >= ga.src_rows) { return; }
+    ga_dst[ga.dst_off + i] = ga_src[local * ga.width + c];
 }
 
 // step_advance reads no arguments, but the host binds a uniform block at

@@ -670,43 +670,56 @@ fn sgd_update(h: &mut Harness) -> String {
 fn batch_gather(h: &mut Harness) -> String {
     for &(rows, width, batch) in &[(1u32, 1u32, 1u32), (10, 3, 4), (300, 65, 32), (70, 2, 257)] {
         for pad in [0.0f32, f32::NAN] {
-            h.reset();
-            let src = h.buffer(
-                "src",
-                0,
-                &random(seed(&[rows, width]), (rows * width) as usize, -1.0, 1.0),
-            );
-            // Two epochs' worth of indices for step 1, the last batch padded.
-            let mut idx: Vec<u32> = (0..2 * batch).map(|k| (k * 7 + 3) % rows).collect();
-            let last = idx.len() - 1;
-            idx[last] = PAD_INDEX;
-            let idx = h.buffer_u32("idx", &idx);
-            let counters = h.buffer_u32("counters", &[1, 0]);
-            let dst = h.output("dst", 2, (batch * width) as usize);
-            let args = GatherArgs {
-                batch,
-                width,
-                src_rows: rows,
-                pad_bits: pad.to_bits(),
-                idx_len: 2 * batch,
-                dst_off: 2,
-                ..Default::default()
-            };
-            h.check(
-                &format!("batch_gather {rows}x{width} batch {batch}"),
-                &[Op::BatchGather {
-                    args,
-                    src,
-                    idx,
-                    counters,
-                    dst,
-                }],
-                EXACT.0,
-                EXACT.1,
-            );
+            // One buffer at step 1, then the ring wrapping at step 3; then the
+            // same rows held as chunks (each gather writes its own rows, the
+            // first one the padding).
+            for (step, chunks) in [(1u32, 1u32), (3, 1), (1, 2), (1, 3)] {
+                h.reset();
+                let data = random(seed(&[rows, width]), (rows * width) as usize, -1.0, 1.0);
+                // Two batches of indices, the last one padded.
+                let mut idx: Vec<u32> = (0..2 * batch).map(|k| (k * 7 + 3) % rows).collect();
+                let last = idx.len() - 1;
+                idx[last] = PAD_INDEX;
+                let idx = h.buffer_u32("idx", &idx);
+                let counters = h.buffer_u32("counters", &[step, 0]);
+                let dst = h.output("dst", 2, (batch * width) as usize);
+                let per = rows.div_ceil(chunks);
+                let mut ops = Vec::new();
+                for c in 0..chunks {
+                    let first = (c * per).min(rows);
+                    let n = per.min(rows - first);
+                    let w = width as usize;
+                    let part = &data[first as usize * w..(first + n) as usize * w];
+                    // An empty chunk still binds one element.
+                    let part = if part.is_empty() { &[0.0][..] } else { part };
+                    let src = h.buffer(&format!("src {c}"), 0, part);
+                    ops.push(Op::BatchGather {
+                        args: GatherArgs {
+                            batch,
+                            width,
+                            src_rows: n,
+                            pad_bits: pad.to_bits(),
+                            idx_len: 2 * batch,
+                            dst_off: 2,
+                            first_row: first,
+                            skip_pad: u32::from(c > 0),
+                        },
+                        src,
+                        idx,
+                        counters,
+                        dst,
+                    });
+                }
+                h.check(
+                    &format!("batch_gather {rows}x{width} batch {batch} step {step} chunks {chunks}"),
+                    &ops,
+                    EXACT.0,
+                    EXACT.1,
+                );
+            }
         }
     }
-    "4 shapes x zero/NaN padding, exact".into()
+    "4 shapes x zero/NaN padding x ring wrap x 1/2/3 chunks, exact".into()
 }
 
 fn step_advance(h: &mut Harness) -> String {

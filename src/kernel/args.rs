@@ -112,7 +112,10 @@ pub struct GatherArgs {
     pub pad_bits: u32,
     pub idx_len: u32,
     pub dst_off: u32,
-    pub _pad: [u32; 2],
+    /// The row of the whole dataset at `src`'s row 0 (a chunk of it).
+    pub first_row: u32,
+    /// 1: leave padding rows alone (another chunk's gather pads them).
+    pub skip_pad: u32,
 }
 
 /// `StepArgs` in shaders/gather.wgsl: `step_advance` takes no arguments, but
