@@ -30,6 +30,11 @@ pub trait Backend {
     fn is_gpu(&self) -> bool;
     /// A zero-filled buffer of `len` f32 (or u32) elements.
     fn alloc(&mut self, len: usize, label: &str) -> Result<BufId>;
+    /// The most elements one buffer may hold (a storage binding's limit on
+    /// the GPU); larger data is held in several buffers.
+    fn max_buffer_len(&self) -> usize {
+        isize::MAX as usize / 4
+    }
     /// Number of elements of a buffer.
     fn len(&self, buf: BufId) -> usize;
     /// Writes f32 data at element `offset`.

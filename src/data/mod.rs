@@ -6,7 +6,7 @@
 use crate::model::spec::preprocess::Preprocess;
 
 pub mod source;
-pub use source::{DataSource, Subset};
+pub use source::{DataSource, DatasetRef, Subset};
 
 /// Features and labels of a set of rows, ready for a backend.
 #[derive(Debug, Clone, PartialEq)]

@@ -53,6 +53,31 @@ impl DataSource for Dataset {
     }
 }
 
+/// A borrowed in-memory dataset as a source.
+pub struct DatasetRef<'a>(pub &'a Dataset);
+
+impl DataSource for DatasetRef<'_> {
+    fn rows(&self) -> usize {
+        self.0.rows
+    }
+    fn inputs(&self) -> usize {
+        self.0.inputs
+    }
+    fn label_widths(&self) -> Vec<usize> {
+        (0..self.0.targets.len()).map(|t| self.0.label_width(t)).collect()
+    }
+    fn feature_names(&self) -> Vec<String> {
+        self.0.feature_names.clone()
+    }
+    fn describe(&self) -> String {
+        format!("{} rows in memory", self.0.rows)
+    }
+    fn read(&mut self, start: usize, len: usize) -> Result<Dataset> {
+        check_range(self, start, len)?;
+        Ok(self.0.slice(start, len))
+    }
+}
+
 /// Errors when `[start, start + len)` is not within `source`'s rows.
 pub fn check_range(source: &dyn DataSource, start: usize, len: usize) -> Result<()> {
     match start.checked_add(len) {

@@ -24,15 +24,16 @@ pub fn bootstrap_masks(rows: usize, members: usize, seed: u64) -> Vec<Vec<bool>>
 }
 
 /// Labels [rows, width] → per-member labels [rows, M·width], NaN (missing)
-/// where the row is out of member m's sample.
-pub fn bag_labels(labels: &[f32], width: usize, masks: &[Vec<bool>]) -> Vec<f32> {
+/// where the row is out of member m's sample; the labels' row r is row
+/// `first_row + r` of the masks.
+pub fn bag_labels(labels: &[f32], width: usize, masks: &[Vec<bool>], first_row: usize) -> Vec<f32> {
     let rows = labels.len() / width.max(1);
     let m = masks.len();
     let mut out = Vec::with_capacity(rows * m * width);
     for r in 0..rows {
         for mask in masks {
             let row = &labels[r * width..(r + 1) * width];
-            if mask[r] {
+            if mask[first_row + r] {
                 out.extend_from_slice(row);
             } else {
                 out.extend(std::iter::repeat_n(f32::NAN, width));

@@ -2,6 +2,7 @@
 pub mod bagging;
 pub mod checkpoint;
 pub mod config;
+pub mod feed;
 pub mod fit;
 pub mod metrics;
 pub mod predict;
@@ -16,4 +17,4 @@ pub use fit::{
     FitOptions, History, Interrupted,
 };
 pub use predict::{task_losses, weighted_loss, Outputs, Predictions, Predictor, TaskPrediction};
-pub use trainer::{StepLoss, Trainer, TrainerState};
+pub use trainer::{StepLoss, TrainRows, Trainer, TrainerState};

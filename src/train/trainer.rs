@@ -1,23 +1,25 @@
-//! The trainer, written once for both backends. The dataset is uploaded once;
+//! The trainer, written once for both backends. The training rows reach the
+//! device through a [`Feed`] (uploaded once, or streamed shard by shard);
 //! each epoch the host writes a (seeded) row order, then every step —
 //! gather, forward, masked losses, the weighted sum, backward, optimizer — is
 //! one recorded program, replayed `STEPS_PER_SUBMIT` steps per submit. Per-step
 //! losses accumulate in a device buffer read once per epoch.
 
 use super::config::{OptimizerConfig, OptimizerKind, TrainConfig};
-use super::step::counts::LabelCounts;
-use super::step::gather::{self, ResidentData, StepCursor};
+use super::feed::{Feed, FeedShape};
+use super::step::counts::StepCounts;
+use super::step::device_rows::max_chunk_rows;
+use super::step::gather::{self, StepCursor};
 use super::step::guard::{self, Divergence};
 use super::step::loss::{self, LossBuffers};
 use super::step::optimizer::{self, ParamBuffers};
 use super::step::StepShape;
 use super::weighting::{GradnormBufs, Weighter};
 use crate::backend::{Backend, ProgramId};
-use crate::data::Dataset;
+use crate::data::{DataSource, Dataset, DatasetRef};
 use crate::model::Model;
-use crate::ops::{BufId, Op, PAD_INDEX};
+use crate::ops::{BufId, Op};
 use crate::{Error, Result};
-use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
@@ -72,8 +74,10 @@ pub struct Trainer {
     host_lambda: Option<Vec<f32>>,
     /// Per finished epoch, λ_j as used by its last step.
     lambda_history: Vec<Vec<f32>>,
-    /// Per task and row, its label elements: each step's weight in the epoch means.
-    label_counts: LabelCounts,
+    /// The training rows: on the device, or streamed shard by shard.
+    feed: Feed,
+    /// Length of the row order ring.
+    order_len: usize,
     /// Task names, for the non-finite guard's error.
     task_names: Vec<String>,
     /// The objective of the last step whose update was applied.
@@ -82,6 +86,53 @@ pub struct Trainer {
     diverged: Option<(Divergence, Option<f32>)>,
     /// An epoch cut short by a stop request (see `state`).
     pending: Option<state::Pending>,
+}
+
+/// The rows a trainer trains on.
+pub enum TrainRows<'a> {
+    /// Uploaded once, read a block at a time, in chunks that each fit one
+    /// buffer binding of the device (`chunk_rows` rows, or as many as fit).
+    Resident {
+        source: &'a mut dyn DataSource,
+        chunk_rows: Option<usize>,
+    },
+    /// Read again every epoch, `shard_rows` at a time (rounded down to whole
+    /// batches); see `train::feed` for the shuffle.
+    Streamed {
+        source: Box<dyn DataSource>,
+        shard_rows: usize,
+        chunk_rows: Option<usize>,
+    },
+}
+
+/// Checks that `source`'s rows fit `model` before anything is uploaded.
+pub fn check_source(model: &Model, source: &dyn DataSource, what: &str) -> Result<()> {
+    if source.inputs() != model.spec.inputs {
+        return Err(Error::Invalid(format!(
+            "{what} data ({}) has {} features per row, the model takes {}",
+            source.describe(),
+            source.inputs(),
+            model.spec.inputs
+        )));
+    }
+    let widths = source.label_widths();
+    if widths.len() != model.spec.tasks.len() {
+        return Err(Error::Invalid(format!(
+            "{what} data has labels for {} tasks, the model has {}",
+            widths.len(),
+            model.spec.tasks.len()
+        )));
+    }
+    for (t, &w) in model.spec.tasks.iter().zip(&widths) {
+        if w != t.label_width() {
+            return Err(Error::Invalid(format!(
+                "{what} data: task `{}` needs {} label(s) per row, found {w}",
+                t.name,
+                t.label_width()
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Checks that `data` fits `model` before anything is uploaded.
@@ -118,44 +169,93 @@ impl Trainer {
     /// step: gather, forward, losses and their weighting, backward, optimizer
     /// (the pieces are in `step`).
     pub fn new(
-        mut backend: Box<dyn Backend>,
+        backend: Box<dyn Backend>,
         model: &Model,
         train: &Dataset,
         cfg: &TrainConfig,
     ) -> Result<Trainer> {
         check_data(model, train, "training")?;
+        let source = &mut DatasetRef(train);
+        let rows = TrainRows::Resident {
+            source,
+            chunk_rows: None,
+        };
+        Trainer::with_rows(backend, model, rows, cfg)
+    }
+
+    /// [`Trainer::new`] over rows read from a source, resident or streamed.
+    pub fn with_rows(
+        mut backend: Box<dyn Backend>,
+        model: &Model,
+        rows: TrainRows,
+        cfg: &TrainConfig,
+    ) -> Result<Trainer> {
+        let (n, chunk_rows) = match &rows {
+            TrainRows::Resident { source, chunk_rows } => (source.rows(), *chunk_rows),
+            TrainRows::Streamed {
+                source, chunk_rows, ..
+            } => (source.rows(), *chunk_rows),
+        };
         let weighter = Weighter::new(
             cfg.weighting,
             cfg.gradnorm_alpha,
             &model.spec,
             &model.network,
         )?;
-        let shape = StepShape::new(train.rows, cfg.batch_size, model.spec.tasks.len())?;
+        let shape = StepShape::new(n, cfg.batch_size, model.spec.tasks.len())?;
         let (b, spec) = (backend.as_mut(), &model.spec);
 
-        // Buffers: parameters and optimizer state, the step's position, the
-        // resident dataset, the graph's activations, the batch's labels, the
+        // Buffers: parameters and optimizer state, the graph's activations,
+        // the training rows and the step's position, the batch's labels, the
         // losses and GradNorm's state.
         let state = ParamBuffers::upload(b, model)?;
-        let cursor = StepCursor::alloc(b, &shape)?;
-        let data = ResidentData::upload(b, spec, train, cfg.seed)?;
         let graph =
             model
                 .network
                 .graph(b, spec, shape.batch, true, state.params, Some(state.grads))?;
-        let label_batch = gather::alloc_label_batch(b, spec, shape.batch, &data)?;
+        let widths = gather::device_label_widths(spec);
+        let chunk_rows = match chunk_rows {
+            Some(c) => c,
+            None => max_chunk_rows(b.max_buffer_len(), spec.inputs, &widths)?,
+        };
+        let feed_shape = FeedShape {
+            spec,
+            stacked: &graph.stacked,
+            batch: shape.batch,
+            seed: cfg.seed,
+            chunk_rows,
+        };
+        let feed = match rows {
+            TrainRows::Resident { source, .. } => {
+                check_source(model, source, "training")?;
+                Feed::resident(b, source, &feed_shape)?
+            }
+            TrainRows::Streamed {
+                source, shard_rows, ..
+            } => {
+                check_source(model, source.as_ref(), "training")?;
+                let whole = (shard_rows / shape.batch).max(1) * shape.batch;
+                Feed::streamed(b, source, whole, &feed_shape)?
+            }
+        };
+        let order_len = feed.order_len(shape.steps_per_epoch, shape.batch);
+        let cursor = StepCursor::alloc(b, &shape, order_len)?;
+        let label_batch = gather::alloc_label_batch(b, spec, shape.batch, &widths)?;
         let losses = LossBuffers::alloc(b, &shape, &graph)?;
         let gradnorm = GradnormBufs::alloc(b, shape.tasks, losses.lambda, losses.out, state.grads)?;
 
         // The step, in order.
-        let mut ops = gather::gather_ops(spec, &shape, &cursor, &data, graph.x, &label_batch);
+        let row_source = cursor.rows(shape.batch, n, order_len);
+        let mut ops = feed
+            .device_rows()
+            .gather_ops(&row_source, graph.x, &label_batch);
         ops.extend(graph.forward.iter().cloned());
         ops.extend(loss::loss_ops(
             spec,
             &shape,
             &graph,
             &label_batch,
-            data.bagged,
+            gather::bagged_members(spec),
             &losses,
         ));
         ops.extend(weighter.before_reduce(state.params, losses.lambda));
@@ -187,8 +287,6 @@ impl Trainer {
         ));
 
         let flops_per_step = ops.iter().map(Op::flops).sum();
-        let label_counts =
-            LabelCounts::new(data.present.clone(), &graph.stacked, data.bagged.is_some());
         let step = b.prepare(&ops)?;
         Ok(Trainer {
             backend,
@@ -210,7 +308,8 @@ impl Trainer {
             weighter,
             host_lambda: None,
             lambda_history: Vec::new(),
-            label_counts,
+            feed,
+            order_len,
             task_names: spec.tasks.iter().map(|t| t.name.clone()).collect(),
             last_finite: None,
             diverged: None,
@@ -243,17 +342,6 @@ impl Trainer {
         self.bufs.state.params
     }
 
-    /// The row order of the next epoch: seeded shuffle or file order, padded
-    /// to whole batches with `PAD_INDEX`.
-    fn row_order(&mut self) -> Vec<u32> {
-        let mut order: Vec<u32> = (0..self.shape.rows as u32).collect();
-        if self.shuffle {
-            order.shuffle(&mut self.rng);
-        }
-        order.resize(self.shape.order_len(), PAD_INDEX);
-        order
-    }
-
     /// Trains one epoch; `progress(steps_done, steps_total)` is called after
     /// each submission. Returns every step's losses (read back once, with the
     /// step counters). When a step's loss or gradient was not finite, the
@@ -273,13 +361,21 @@ impl Trainer {
         progress: &mut dyn FnMut(usize, usize),
         stop: &dyn Fn() -> bool,
     ) -> Result<Option<Vec<StepLoss>>> {
-        let (order, start, rng_pos) = match self.pending.take() {
-            Some(p) => (p.order, p.done, p.rng_pos),
+        let p = match self.pending.take() {
+            Some(p) => p,
             None => {
-                let pos = self.rng.get_word_pos();
-                (self.row_order(), 0, pos)
+                let rng_pos = self.rng.get_word_pos();
+                let (rows, len) = (self.shape.rows, self.order_len);
+                let plan = self.feed.plan(rows, len, self.shuffle, &mut self.rng);
+                state::Pending {
+                    plan,
+                    done: 0,
+                    rng_pos,
+                    counts: Vec::new(),
+                }
             }
         };
+        let start = p.done;
         let b = self.backend.as_mut();
         if let Some(lambda) = self.weighter.epoch_lambda() {
             b.write(self.bufs.lambda, 0, &lambda)?;
@@ -288,7 +384,6 @@ impl Trainer {
         if let Some(l0) = self.weighter.initial_losses() {
             b.write(self.bufs.initial, 0, &l0)?;
         }
-        b.write_u32(self.bufs.cursor.order, 0, &order)?;
         let at = self.global_step + start as u64;
         b.write_u32(self.bufs.cursor.counters, 0, &[start as u32, at as u32])?;
         let steps = self.shape.steps_per_epoch;
@@ -297,26 +392,15 @@ impl Trainer {
                 optimizer::adam_factor_table(&self.optimizer, self.global_step + 1, steps);
             b.write(self.bufs.cursor.adam_factors, 0, &factors)?;
         }
-        let mut done = start;
-        while done < steps {
-            let k = (steps - done).min(STEPS_PER_SUBMIT as usize);
-            b.run(self.step, k as u32)?;
-            done += k;
-            progress(done, steps);
-            if done < steps && stop() {
-                self.pending = Some(state::Pending {
-                    order,
-                    done,
-                    rng_pos,
-                });
-                return Ok(None);
-            }
-        }
+        let Some(p) = self.run_segments(p, progress, stop)? else {
+            return Ok(None);
+        };
+        let b = self.backend.as_mut();
         let log = b.read(self.bufs.log)?;
         let counters = b.read_u32(self.bufs.cursor.counters)?;
         let t = self.shape.tasks;
         if let Some(d) = Divergence::read(&counters, t) {
-            return Ok(Some(self.diverge(d, &log, &order)));
+            return Ok(Some(self.diverge(d, &log, p.counts)));
         }
         // λ the host wrote is known; only the device-computed kind is read back (T values).
         let lambda = match &self.host_lambda {
@@ -327,22 +411,66 @@ impl Trainer {
         self.epoch += 1;
         self.global_step += steps as u64;
         self.last_finite = log.chunks_exact(t + 1).last().map(|c| c[0]);
-        let counts = self.label_counts.per_step(&order, self.shape.batch);
-        let steps: Vec<StepLoss> = (log.chunks_exact(t + 1).zip(counts))
-            .map(|(c, n)| StepLoss {
-                total: c[0],
-                tasks: c[1..].to_vec(),
-                rows: n.rows,
-                labels: n.labels,
-            })
-            .collect();
+        let steps = step_losses(&log, t, p.counts);
         self.weighter.end_epoch(&steps);
         Ok(Some(steps))
     }
 
+    /// Runs the epoch's steps from `p.done` on, segment by segment (one when
+    /// resident, one per shard when streamed): each segment's rows and row
+    /// order are written before its steps. Returns the epoch with every
+    /// step's counts, or None when `stop()` put it aside.
+    fn run_segments(
+        &mut self,
+        mut p: state::Pending,
+        progress: &mut dyn FnMut(usize, usize),
+        stop: &dyn Fn() -> bool,
+    ) -> Result<Option<state::Pending>> {
+        let (batch, steps) = (self.shape.batch, self.shape.steps_per_epoch);
+        let sizes = self.feed.segment_steps(&p.plan, batch);
+        let mut first = 0;
+        for (i, n) in sizes.into_iter().enumerate() {
+            let end = first + n;
+            let upload = end > p.done;
+            if upload || p.counts.len() < end {
+                let b = self.backend.as_mut();
+                let seg = self.feed.segment(b, &p.plan, i, batch, upload)?;
+                p.counts.truncate(first);
+                p.counts.extend(seg.counts);
+                if upload {
+                    self.write_order(first * batch, &seg.order)?;
+                }
+            }
+            while p.done < end {
+                let k = (end - p.done).min(STEPS_PER_SUBMIT as usize);
+                self.backend.run(self.step, k as u32)?;
+                p.done += k;
+                progress(p.done, steps);
+                if p.done < steps && stop() {
+                    self.pending = Some(p);
+                    return Ok(None);
+                }
+            }
+            first = end;
+        }
+        Ok(Some(p))
+    }
+
+    /// Writes `order` into the row order ring from position `at` (wrapping).
+    fn write_order(&mut self, at: usize, order: &[u32]) -> Result<()> {
+        let (buf, len) = (self.bufs.cursor.order, self.order_len);
+        let at = at % len;
+        let head = order.len().min(len - at);
+        self.backend.write_u32(buf, at, &order[..head])?;
+        if head < order.len() {
+            self.backend.write_u32(buf, 0, &order[head..])?;
+        }
+        Ok(())
+    }
+
     /// Records the first step that was not finite; returns the epoch's losses
     /// up to and including that step's.
-    fn diverge(&mut self, d: Divergence, log: &[f32], order: &[u32]) -> Vec<StepLoss> {
+    fn diverge(&mut self, d: Divergence, log: &[f32], counts: Vec<StepCounts>) -> Vec<StepLoss> {
         let t = self.shape.tasks;
         let first = self.global_step;
         let kept = (d.step + 1).saturating_sub(first) as usize;
@@ -358,15 +486,10 @@ impl Trainer {
         }
         self.epoch += 1;
         self.global_step += self.shape.steps_per_epoch as u64;
-        let counts = self.label_counts.per_step(order, self.shape.batch);
-        (rows.into_iter().zip(counts))
-            .map(|(c, n)| StepLoss {
-                total: c[0],
-                tasks: c[1..].to_vec(),
-                rows: n.rows,
-                labels: n.labels,
-            })
-            .collect()
+        let kept = rows.len();
+        let mut steps = step_losses(log, t, counts);
+        steps.truncate(kept);
+        steps
     }
 
     /// `Error::NonFinite` once a step's loss or gradient was not finite: the
@@ -395,4 +518,16 @@ impl Trainer {
         let (b, p) = (self.backend.as_mut(), &self.bufs.state);
         Ok((b.read(p.m)?, b.read(p.v)?, b.read(p.grads)?))
     }
+}
+
+/// The steps' losses from the loss log [steps, T + 1], with their counts.
+fn step_losses(log: &[f32], tasks: usize, counts: Vec<StepCounts>) -> Vec<StepLoss> {
+    (log.chunks_exact(tasks + 1).zip(counts))
+        .map(|(c, n)| StepLoss {
+            total: c[0],
+            tasks: c[1..].to_vec(),
+            rows: n.rows,
+            labels: n.labels,
+        })
+        .collect()
 }

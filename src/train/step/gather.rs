@@ -1,15 +1,17 @@
-//! Step piece 1, the batch gather: the dataset stays on the device for the
-//! whole run, and each step copies its batch's rows (the epoch's row order,
-//! at the step counter) into the graph's input and the label batches.
+//! Step piece 1, the batch gather: each step copies its batch's rows (the
+//! epoch's row order, at the step counter) from the rows on the device
+//! (`device_rows`: every row, or the shard being streamed) into the graph's
+//! input and the label batches.
 //!
 //! Bagging: every ensemble member's labels sit side by side per row,
 //! [N, M·L], masked outside its bootstrap sample, so one gather moves them.
 
+use super::device_rows::Chunk;
 use super::{counts, StepShape};
 use crate::backend::Backend;
 use crate::data::Dataset;
 use crate::model::ModelSpec;
-use crate::ops::{BufId, GatherArgs, Op, MISSING_BITS};
+use crate::ops::{BufId, GatherArgs, Op};
 use crate::train::bagging;
 use crate::Result;
 
@@ -27,9 +29,10 @@ pub struct StepCursor {
 }
 
 impl StepCursor {
-    pub fn alloc(b: &mut dyn Backend, shape: &StepShape) -> Result<StepCursor> {
+    /// `order_len`: the row order ring's length.
+    pub fn alloc(b: &mut dyn Backend, shape: &StepShape, order_len: usize) -> Result<StepCursor> {
         let counters = b.alloc(super::guard::counters_len(shape.tasks), "counters")?;
-        let order = b.alloc(shape.order_len(), "row order")?;
+        let order = b.alloc(order_len, "row order")?;
         let adam_factors = b.alloc(2 * shape.steps_per_epoch, "adam factors")?;
         Ok(StepCursor {
             counters,
@@ -80,66 +83,86 @@ impl RowSource {
             dst,
         }
     }
+
+    /// [`RowSource::gather`] from one chunk of the rows: it writes the
+    /// batch's rows that `chunk` holds, and the padding rows unless `skip_pad`.
+    pub fn gather_chunk(
+        &self,
+        src: BufId,
+        width: usize,
+        pad_bits: u32,
+        dst: BufId,
+        chunk: &Chunk,
+        skip_pad: bool,
+    ) -> Op {
+        let mut op = self.gather(src, width, pad_bits, dst);
+        if let Op::BatchGather { args, .. } = &mut op {
+            args.src_rows = chunk.rows as u32;
+            args.first_row = chunk.first_row as u32;
+            args.skip_pad = u32::from(skip_pad);
+        }
+        op
+    }
 }
 
-/// The training rows on the device.
-#[derive(Debug, Clone)]
-pub struct ResidentData {
-    /// [N, I].
-    pub features: BufId,
-    /// Per task, [N, M·L] (L = its label width, M = `label_members`).
-    pub labels: Vec<BufId>,
-    /// Bagging: M, the members whose labels sit side by side; None: one block.
-    pub bagged: Option<usize>,
-    /// Per task and row, the label elements present (as the loss counts them,
-    /// over every member's block): the weights of the epoch means (`counts`).
+/// A block of training rows made ready for the device: each task's labels
+/// (with bagging, every member's block side by side, masked outside its
+/// bootstrap sample) and, per task and row, the label elements present (as
+/// the loss counts them): the weights of the epoch means (`counts`).
+pub struct DeviceBlock {
+    pub labels: Vec<Vec<f32>>,
     pub present: Vec<Vec<u32>>,
 }
 
-impl ResidentData {
-    /// Uploads `train`; an ensemble that bags gets each member's labels
-    /// masked by its bootstrap sample (drawn from `seed`).
-    pub fn upload(
-        b: &mut dyn Backend,
-        spec: &ModelSpec,
-        train: &Dataset,
-        seed: u64,
-    ) -> Result<ResidentData> {
-        let features = b.alloc(train.rows * train.inputs, "dataset features")?;
-        b.write(features, 0, &train.features)?;
-        let masks = spec
-            .ensemble()
-            .filter(|e| e.bagging)
-            .map(|e| bagging::bootstrap_masks(train.rows, e.members.len(), seed));
-        let (mut labels, mut present) = (Vec::new(), Vec::new());
-        for (j, t) in spec.tasks.iter().enumerate() {
-            let values = match &masks {
-                Some(masks) => bagging::bag_labels(&train.targets[j], t.label_width(), masks),
-                None => train.targets[j].clone(),
-            };
-            let width = values.len() / train.rows;
-            let per_row = values.chunks_exact(width.max(1));
-            present.push(
-                per_row
-                    .map(|r| counts::present(t.kind, t.outputs, r))
-                    .collect(),
-            );
-            let buf = b.alloc(values.len(), &format!("dataset labels {}", t.name))?;
-            b.write(buf, 0, &values)?;
-            labels.push(buf);
-        }
-        Ok(ResidentData {
-            features,
-            labels,
-            bagged: masks.map(|m| m.len()),
-            present,
-        })
-    }
+/// M, the members of a bagging ensemble whose labels sit side by side; None
+/// when the model does not bag.
+pub fn bagged_members(spec: &ModelSpec) -> Option<usize> {
+    spec.ensemble()
+        .filter(|e| e.bagging)
+        .map(|e| e.members.len())
+}
 
-    /// Label blocks per row: M with bagging, else 1.
-    pub fn label_members(&self) -> usize {
-        self.bagged.unwrap_or(1)
+/// Labels per row on the device for each task of `spec`: M·L with bagging
+/// over M members, else L.
+pub fn device_label_widths(spec: &ModelSpec) -> Vec<usize> {
+    let members = bagged_members(spec).unwrap_or(1);
+    spec.tasks.iter().map(|t| members * t.label_width()).collect()
+}
+
+/// Bootstrap masks [M][N] of a bagging ensemble over `rows` training rows
+/// (drawn from `seed`); None when the model does not bag.
+pub fn bag_masks(spec: &ModelSpec, rows: usize, seed: u64) -> Option<Vec<Vec<bool>>> {
+    spec.ensemble()
+        .filter(|e| e.bagging)
+        .map(|e| bagging::bootstrap_masks(rows, e.members.len(), seed))
+}
+
+/// `block`'s labels as the device holds them; `first_row` is the block's
+/// first row among the training rows (where it reads the bootstrap masks).
+pub fn device_block(
+    spec: &ModelSpec,
+    block: &Dataset,
+    masks: Option<&[Vec<bool>]>,
+    first_row: usize,
+) -> DeviceBlock {
+    let (mut labels, mut present) = (Vec::new(), Vec::new());
+    for (j, t) in spec.tasks.iter().enumerate() {
+        let values = match masks {
+            Some(masks) => {
+                bagging::bag_labels(&block.targets[j], t.label_width(), masks, first_row)
+            }
+            None => block.targets[j].clone(),
+        };
+        let width = values.len().checked_div(block.rows).unwrap_or(1).max(1);
+        present.push(
+            values
+                .chunks_exact(width)
+                .map(|r| counts::present(t.kind, t.outputs, r))
+                .collect(),
+        );
+        labels.push(values);
     }
+    DeviceBlock { labels, present }
 }
 
 /// Per task, the step's labels [batch, M·L].
@@ -147,34 +170,11 @@ pub fn alloc_label_batch(
     b: &mut dyn Backend,
     spec: &ModelSpec,
     batch: usize,
-    data: &ResidentData,
+    label_widths: &[usize],
 ) -> Result<Vec<BufId>> {
     spec.tasks
         .iter()
-        .map(|t| {
-            b.alloc(
-                batch * data.label_members() * t.label_width(),
-                &format!("labels {}", t.name),
-            )
-        })
+        .zip(label_widths)
+        .map(|(t, w)| b.alloc(batch * w, &format!("labels {}", t.name)))
         .collect()
-}
-
-/// The gathers of one step: features into `x` [batch, I], then each task's
-/// labels into its label batch (padding rows read as missing labels).
-pub fn gather_ops(
-    spec: &ModelSpec,
-    shape: &StepShape,
-    cursor: &StepCursor,
-    data: &ResidentData,
-    x: BufId,
-    label_batch: &[BufId],
-) -> Vec<Op> {
-    let rows = cursor.rows(shape.batch, shape.rows, shape.order_len());
-    let mut ops = vec![rows.gather(data.features, spec.inputs, 0, x)];
-    for (j, t) in spec.tasks.iter().enumerate() {
-        let width = data.label_members() * t.label_width();
-        ops.push(rows.gather(data.labels[j], width, MISSING_BITS, label_batch[j]));
-    }
-    ops
 }

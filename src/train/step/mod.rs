@@ -16,6 +16,7 @@
 //! weights of the epoch means (DWA, GradNorm's L(0), the reported loss).
 
 pub mod counts;
+pub mod device_rows;
 pub mod gather;
 pub mod guard;
 pub mod loss;

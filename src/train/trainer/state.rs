@@ -6,17 +6,21 @@
 //! bit for bit: every later step sees the same inputs as in a run that never
 //! stopped.
 
-use super::{StepLoss, Trainer};
+use super::{step_losses, StepLoss, Trainer};
+use crate::train::feed::EpochPlan;
+use crate::train::step::counts::StepCounts;
 use crate::train::config::{OptimizerKind, Weighting};
 use crate::{Error, Result};
 
-/// An epoch cut short by a stop request: its row order, the steps done and
-/// the shuffle generator's position before the order was drawn.
+/// An epoch under way (put aside by a stop request): its plan, the steps
+/// done, the shuffle generator's position before the plan was drawn, and the
+/// label counts of the steps of the segments made so far.
 #[derive(Debug, Clone)]
 pub(super) struct Pending {
-    pub order: Vec<u32>,
+    pub plan: EpochPlan,
     pub done: usize,
     pub rng_pos: u128,
+    pub counts: Vec<StepCounts>,
 }
 
 /// Everything a [`Trainer`] needs to continue where it stopped.
@@ -109,11 +113,13 @@ impl Trainer {
         self.rng.set_word_pos(state.rng_word_pos);
         self.pending = None;
         if state.step_in_epoch > 0 {
-            let order = self.row_order();
+            let (rows, len) = (self.shape.rows, self.order_len);
+            let plan = self.feed.plan(rows, len, self.shuffle, &mut self.rng);
             self.pending = Some(Pending {
-                order,
+                plan,
                 done: state.step_in_epoch,
                 rng_pos: state.rng_word_pos,
+                counts: Vec::new(),
             });
         }
         Ok(())
@@ -121,21 +127,30 @@ impl Trainer {
 
     /// The losses of the steps done in an epoch cut short (empty when none is).
     pub fn pending_steps(&mut self) -> Result<Vec<StepLoss>> {
-        let Some(p) = &self.pending else {
+        let Some(mut p) = self.pending.take() else {
             return Ok(Vec::new());
         };
-        let t = self.shape.tasks;
+        // A restored epoch knows no counts yet: make those of the steps done.
+        let batch = self.shape.batch;
+        let sizes = self.feed.segment_steps(&p.plan, batch);
+        let mut first = 0;
+        for (i, n) in sizes.into_iter().enumerate() {
+            if p.counts.len() >= p.done || first >= p.done {
+                break;
+            }
+            if p.counts.len() < first + n {
+                let b = self.backend.as_mut();
+                let seg = self.feed.segment(b, &p.plan, i, batch, false)?;
+                p.counts.truncate(first);
+                p.counts.extend(seg.counts);
+            }
+            first += n;
+        }
         let log = self.backend.read(self.bufs.log)?;
-        let counts = self.label_counts.per_step(&p.order, self.shape.batch);
-        Ok((log.chunks_exact(t + 1).zip(counts))
-            .take(p.done)
-            .map(|(c, n)| StepLoss {
-                total: c[0],
-                tasks: c[1..].to_vec(),
-                rows: n.rows,
-                labels: n.labels,
-            })
-            .collect())
+        let mut steps = step_losses(&log, self.shape.tasks, p.counts.clone());
+        steps.truncate(p.done);
+        self.pending = Some(p);
+        Ok(steps)
     }
 
     /// Steps done in the epoch cut short (0 when none is).
