@@ -158,6 +158,10 @@ const CASES: &[Case] = &[
     c("npy target rows differ", &[("npy.toml", NpyConfig("y.npy", "y_short.npy"))], &["train", "{dir}/npy.toml"], 1, &["y_short.npy"]),
     c("npy label outside 0..1", &[("npy.toml", NpyConfig("y.npy", "y_bad.npy"))], &["train", "{dir}/npy.toml"], 1, &["y_bad.npy"]),
     c("npy NaN feature", &[("npy.toml", NpyConfig("x.npy", "x_nan.npy"))], &["train", "{dir}/npy.toml"], 1, &["x_nan.npy", "row"]),
+    c("data stream not a mode", &[("npy.toml", NpyConfig("features = \"x.npy\"", "features = \"x.npy\"\nstream = \"sometimes\""))], &["train", "{dir}/npy.toml"], 1, &["data.stream", "line"]),
+    c("data memory budget not a size", &[("npy.toml", NpyConfig("features = \"x.npy\"", "features = \"x.npy\"\nmemory_budget = \"lots\""))], &["train", "{dir}/npy.toml"], 1, &["data.memory_budget", "line"]),
+    c("data shard rows zero", &[("npy.toml", NpyConfig("features = \"x.npy\"", "features = \"x.npy\"\nshard_rows = 0"))], &["train", "{dir}/npy.toml"], 1, &["data.shard_rows", "line"]),
+    c("npy NaN feature, streamed", &[("npy.toml", NpyConfig("features = \"x.npy\"", "features = \"x_nan.npy\"\nstream = true\nshard_rows = 4"))], &["train", "{dir}/npy.toml"], 1, &["x_nan.npy", "row"]),
     c("npy multiclass without outputs", &[("npy.toml", NpyConfig("kind = \"binary\"", "kind = \"multiclass\""))], &["train", "{dir}/npy.toml"], 1, &["outputs"]),
     // --- model files: predict, eval, inspect, --init -----------------------------------------
     c("predict model missing", &[], &["predict", "{dir}/gone.safetensors", "--features", "{dir}/x.npy", "--out", "{dir}/p.csv"], 1, &["gone.safetensors"]),

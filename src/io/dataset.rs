@@ -73,7 +73,7 @@ pub fn split_rows(n: usize, validation: f32, seed: u64) -> (Vec<usize>, Vec<usiz
 }
 
 /// Checks a split is possible for `n` rows.
-fn check_split_size(path: &Path, n: usize, validation: f32) -> Result<()> {
+pub(crate) fn check_split_size(path: &Path, n: usize, validation: f32) -> Result<()> {
     if validation > 0.0 && n < 2 {
         return Err(Error::data(
             path,
@@ -84,7 +84,7 @@ fn check_split_size(path: &Path, n: usize, validation: f32) -> Result<()> {
 }
 
 /// Fills `config.model.inputs` from the data's width, or checks it against it.
-fn set_inputs(config: &mut Config, path: &Path, width: usize) -> Result<()> {
+pub(crate) fn set_inputs(config: &mut Config, path: &Path, width: usize) -> Result<()> {
     match config.model.inputs {
         0 => config.model.inputs = width,
         given if given != width => {
@@ -195,6 +195,11 @@ fn read_features_npy(path: &Path) -> Result<(usize, usize, Vec<f32>)> {
 /// Features `[N, width]` read from `path` are all finite: NaN or ±inf is an error naming the
 /// row and column (a NaN feature would otherwise pass through ReLU as 0, silently).
 pub fn check_finite_features(path: &Path, data: &[f32], width: usize) -> Result<()> {
+    check_finite_rows(path, data, width, 0)
+}
+
+/// [`check_finite_features`] for rows that start at row `first_row` of the file.
+pub fn check_finite_rows(path: &Path, data: &[f32], width: usize, first_row: usize) -> Result<()> {
     let Some(i) = data.iter().position(|v| !v.is_finite()) else {
         return Ok(());
     };
@@ -204,7 +209,7 @@ pub fn check_finite_features(path: &Path, data: &[f32], width: usize) -> Result<
         format!(
             "non-finite feature {} at row {} (0-based), column {}",
             data[i],
-            i / width,
+            first_row + i / width,
             i % width
         ),
     ))
@@ -248,12 +253,19 @@ fn read_target_npy(path: &Path, task: &TaskSpec, rows: usize, features: &Path) -
             ),
         ));
     }
-    check_labels(path, task, &data, width)?;
+    check_labels(path, task, &data, width, 0)?;
     Ok(data)
 }
 
-/// Every label is NaN (missing) or valid for the task's kind.
-fn check_labels(path: &Path, task: &TaskSpec, data: &[f32], width: usize) -> Result<()> {
+/// Every label is NaN (missing) or valid for the task's kind; `data` holds
+/// rows from row `first_row` of the file on.
+pub(crate) fn check_labels(
+    path: &Path,
+    task: &TaskSpec,
+    data: &[f32],
+    width: usize,
+    first_row: usize,
+) -> Result<()> {
     let bad = data.iter().position(|&v| !v.is_nan() && !label_ok(task, v));
     let Some(i) = bad else { return Ok(()) };
     let v = data[i];
@@ -267,7 +279,7 @@ fn check_labels(path: &Path, task: &TaskSpec, data: &[f32], width: usize) -> Res
         format!(
             "task `{}`: label {v} at row {} (0-based), column {} must be {rule}",
             task.name,
-            i / width,
+            first_row + i / width,
             i % width
         ),
     ))

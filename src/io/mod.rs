@@ -10,8 +10,10 @@
 pub mod config;
 pub mod dataset;
 pub mod npy;
+pub mod npy_rows;
 pub mod plot;
 pub mod preprocess;
+pub mod source;
 pub mod table;
 
 pub use crate::data::{Dataset, Split};
@@ -20,5 +22,6 @@ pub use config::{
     OptimizerKind, TargetSource, TrainConfig, Weighting,
 };
 pub use dataset::{load_all, load_split, split_rows};
+pub use source::{open_split, SourceSplit};
 pub use preprocess::{FeatureTransform, Features, Preprocess, Standardize, TargetTransform};
 pub use table::Table;

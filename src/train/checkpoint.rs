@@ -22,7 +22,7 @@
 
 use super::config::{OptimizerKind, TrainConfig};
 use super::trainer::{Trainer, TrainerState};
-use crate::data::Dataset;
+use crate::data::DataSource;
 use crate::model::params::ParamLayout;
 use crate::model::weights::{read_tensors, tensor_bytes, write_file};
 use crate::model::{Architecture, Model};
@@ -147,18 +147,35 @@ pub fn config_keys(cfg: &TrainConfig) -> Vec<(String, String)> {
     keys.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
 }
 
-/// Hashes of the rows a run trains and validates on.
-pub fn data_keys(train: &Dataset, valid: Option<&Dataset>) -> Vec<(String, String)> {
-    let hash = |d: &Dataset| {
-        let h = fnv(FNV_START, &(d.rows as u64).to_le_bytes());
-        let h = hash_floats(fnv(h, &(d.inputs as u64).to_le_bytes()), &d.features);
-        let h = d.targets.iter().fold(h, |h, t| hash_floats(h, t));
-        format!("{} rows, hash {h:016x}", d.rows)
+/// Rows hashed per block: the hash does not depend on how the rows are read.
+const HASH_BLOCK_ROWS: usize = 65_536;
+
+/// Hashes of the rows a run trains and validates on (one pass over each:
+/// every block's features, then its labels task by task).
+pub fn data_keys(
+    train: &mut dyn DataSource,
+    valid: Option<&mut dyn DataSource>,
+) -> Result<Vec<(String, String)>> {
+    let hash = |d: &mut dyn DataSource| -> Result<String> {
+        let n = d.rows();
+        let h = fnv(FNV_START, &(n as u64).to_le_bytes());
+        let mut h = fnv(h, &(d.inputs() as u64).to_le_bytes());
+        let mut at = 0;
+        while at < n {
+            let block = d.read(at, HASH_BLOCK_ROWS.min(n - at))?;
+            h = hash_floats(h, &block.features);
+            h = block.targets.iter().fold(h, |h, t| hash_floats(h, t));
+            at += block.rows;
+        }
+        Ok(format!("{n} rows, hash {h:016x}"))
     };
-    let mut keys = vec![("data (training rows)".to_string(), hash(train))];
-    let v = valid.map_or("none".to_string(), hash);
+    let mut keys = vec![("data (training rows)".to_string(), hash(train)?)];
+    let v = match valid {
+        Some(v) => hash(v)?,
+        None => "none".to_string(),
+    };
     keys.push(("data (validation rows)".to_string(), v));
-    keys
+    Ok(keys)
 }
 
 /// The first key whose value differs between two JSON values, as a dotted path.
@@ -195,7 +212,7 @@ impl Checkpoint {
         trainer: &mut Trainer,
         model: &Model,
         cfg: &TrainConfig,
-        data: (&Dataset, Option<&Dataset>),
+        data_keys: &[(String, String)],
         best: Option<BestEpoch>,
         stopped_early: bool,
     ) -> Result<Checkpoint> {
@@ -210,7 +227,7 @@ impl Checkpoint {
             stopped_early,
             bagging_seed: bagging.then_some(cfg.seed),
             config: config_keys(cfg),
-            data: data_keys(data.0, data.1),
+            data: data_keys.to_vec(),
         })
     }
 
@@ -435,7 +452,7 @@ impl Checkpoint {
         path: &Path,
         model: &Model,
         cfg: &TrainConfig,
-        data: (&Dataset, Option<&Dataset>),
+        data_keys: &[(String, String)],
     ) -> Result<()> {
         let bad = |m: String| Err(Error::weights(path, m));
         let json = |m: &Model| serde_json::to_value(&m.spec).unwrap_or_default();
@@ -446,7 +463,7 @@ impl Checkpoint {
         }
         let mine = config_keys(cfg)
             .into_iter()
-            .chain(data_keys(data.0, data.1));
+            .chain(data_keys.iter().cloned());
         let theirs: Vec<(String, String)> = self.config.iter().chain(&self.data).cloned().collect();
         for (key, value) in mine {
             let old = theirs

@@ -118,3 +118,32 @@ pub enum AdamStyle {
     /// `p −= lr·m̂/(√v̂ + ε)`.
     Torch,
 }
+
+/// `[data]`'s residency keys: whether the training rows stay on the device
+/// for the whole run or are read again every epoch, shard by shard (see
+/// `train::feed`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct DataPlan {
+    /// `stream = true | false | "auto"`.
+    pub stream: StreamMode,
+    /// `memory_budget`: the bytes the training rows may take in host memory
+    /// (and, streamed, in device memory); `None`: half the memory available
+    /// when the run starts.
+    pub memory_budget: Option<u64>,
+    /// `shard_rows`: rows per streamed shard (rounded down to whole batches);
+    /// `None`: a quarter of the budget's worth.
+    pub shard_rows: Option<usize>,
+    /// Rows per device chunk; `None`: as many as one buffer binding holds.
+    /// (Library only: tests force small chunks with it.)
+    pub chunk_rows: Option<usize>,
+}
+
+/// When the training rows are streamed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum StreamMode {
+    /// Only when they would not fit the memory budget.
+    #[default]
+    Auto,
+    Always,
+    Never,
+}

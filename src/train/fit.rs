@@ -2,16 +2,20 @@
 //! `predict` with it. The seed's program in Rust is: load a config (or build a
 //! `ModelSpec`), `fit`, print the metrics (see examples/multitask.rs).
 
-use super::checkpoint::{BestEpoch, Checkpoint, CheckpointPolicy};
+use super::checkpoint::{data_keys, BestEpoch, Checkpoint, CheckpointPolicy};
 use super::config::{EarlyStopping, TrainConfig};
 use super::metrics::TaskMetrics;
 use super::predict::{
     task_losses, task_metrics, to_predictions, weighted_loss, Outputs, Predictions, Predictor,
 };
 use super::step::counts::weighted_mean;
-use super::trainer::{check_data, StepLoss, Trainer};
+use super::trainer::{check_data, check_source, StepLoss, TrainRows, Trainer};
+use super::valid::{forward_features, ValidPass};
+pub use super::valid::ValidRows;
 use crate::backend::Backend;
-use crate::data::Dataset;
+use super::feed::Decision;
+use crate::data::source::read_all;
+use crate::data::{DataSource, Dataset, DatasetRef};
 use crate::model::Model;
 use crate::{Error, NonFiniteIn, Result};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -139,20 +143,66 @@ pub fn fit_with(
     opts: FitOptions,
     on_event: &mut dyn FnMut(Event),
 ) -> Result<History> {
-    if let Some((ck, path)) = opts.resume {
-        ck.check_fits(path, model, cfg, (train, valid))?;
-        model.params.clone_from(&ck.state.params);
-        model.task_weights.clone_from(&ck.model.task_weights);
-    }
-    if let Some(v) = valid {
-        check_data(model, v, "validation")?;
-    }
-    if cfg.early_stopping.is_some() && valid.is_none_or(|v| v.rows == 0) {
-        return Err(Error::Invalid(
-            "early stopping watches the validation loss, but there are no validation rows".into(),
-        ));
-    }
-    let mut trainer = Trainer::new(backend, model, train, cfg)?;
+    check_data(model, train, "training")?;
+    let source = &mut DatasetRef(train);
+    let rows = TrainRows::Resident {
+        source,
+        chunk_rows: None,
+    };
+    fit_rows(model, rows, valid.map(ValidRows::Resident), cfg, backend, opts, on_event)
+}
+
+/// [`fit_with`] over rows read from sources, held as `decision` says
+/// (see [`crate::train::feed::decide`]); the validation rows are read into
+/// memory when the training rows are resident, and streamed with them.
+#[allow(clippy::too_many_arguments)]
+pub fn fit_source(
+    model: &mut Model,
+    mut train: Box<dyn DataSource>,
+    valid: Option<Box<dyn DataSource>>,
+    cfg: &TrainConfig,
+    decision: &Decision,
+    backend: Box<dyn Backend>,
+    opts: FitOptions,
+    on_event: &mut dyn FnMut(Event),
+) -> Result<History> {
+    let chunk_rows = Some(decision.chunk_rows);
+    let valid_kept;
+    let valid = match valid {
+        Some(mut v) if decision.shard_rows.is_none() => {
+            valid_kept = read_all(v.as_mut())?;
+            Some(ValidRows::Resident(&valid_kept))
+        }
+        Some(v) => Some(ValidRows::Streamed(v)),
+        None => None,
+    };
+    let rows = match decision.shard_rows {
+        None => TrainRows::Resident {
+            source: train.as_mut(),
+            chunk_rows,
+        },
+        Some(shard_rows) => TrainRows::Streamed {
+            source: train,
+            shard_rows,
+            chunk_rows,
+        },
+    };
+    fit_rows(model, rows, valid, cfg, backend, opts, on_event)
+}
+
+/// [`fit_with`] over rows read from sources: resident on the device or
+/// streamed ([`TrainRows`]), validation rows in memory or streamed.
+pub fn fit_rows(
+    model: &mut Model,
+    mut train: TrainRows,
+    mut valid: Option<ValidRows>,
+    cfg: &TrainConfig,
+    backend: Box<dyn Backend>,
+    opts: FitOptions,
+    on_event: &mut dyn FnMut(Event),
+) -> Result<History> {
+    let keys = check_inputs(model, &mut train, &mut valid, cfg, &opts)?;
+    let mut trainer = Trainer::with_rows(backend, model, train, cfg)?;
     let mut history = History {
         backend: trainer.backend().describe(),
         steps_per_epoch: trainer.steps_per_epoch(),
@@ -168,19 +218,13 @@ pub fn fit_with(
         policy: opts.checkpoint.as_ref(),
         written_at: None,
         cfg,
-        data: (train, valid),
+        data_keys: keys,
     };
     let stop = || opts.stop.is_some_and(|s| s.load(Ordering::SeqCst));
-    let predictor = match valid {
+    let mut validation = match valid {
         Some(v) => {
             let params = trainer.params_buffer();
-            Some(Predictor::new(
-                trainer.backend(),
-                model,
-                params,
-                &v.features,
-                v.rows,
-            )?)
+            Some(ValidPass::new(trainer.backend(), model, params, v)?)
         }
         None => None,
     };
@@ -201,12 +245,12 @@ pub fn fit_with(
         }
         // Each step weighs by its rows, as Keras' loss tracker weighs its batches.
         let loss = weighted_mean(steps.iter().map(|s| (s.total, s.rows as f32)));
-        let (valid_metrics, valid_task_losses) = match (&predictor, valid) {
-            (Some(p), Some(v)) => {
-                let out = p.run(trainer.backend())?;
+        let (valid_metrics, valid_task_losses) = match &mut validation {
+            Some(p) => {
+                let (out, v) = p.run(trainer.backend())?;
                 (task_metrics(model, &out, v), task_losses(model, &out, v))
             }
-            _ => (Vec::new(), Vec::new()),
+            None => (Vec::new(), Vec::new()),
         };
         let valid_loss =
             (!valid_task_losses.is_empty()).then(|| weighted_loss(model, &valid_task_losses));
@@ -245,6 +289,49 @@ pub fn fit_with(
     Ok(history)
 }
 
+/// The checks before a run: the validation rows fit the model, early
+/// stopping has validation rows, a checkpoint to resume is of this model,
+/// config and data (its parameters then go into `model`). Returns the rows'
+/// hashes when checkpoints are written or read (one pass over the rows).
+fn check_inputs(
+    model: &mut Model,
+    train: &mut TrainRows,
+    valid: &mut Option<ValidRows>,
+    cfg: &TrainConfig,
+    opts: &FitOptions,
+) -> Result<Vec<(String, String)>> {
+    // The rows' hashes go into checkpoints: one pass, only when needed.
+    let mut keys = Vec::new();
+    if opts.checkpoint.is_some() || opts.resume.is_some() {
+        let mut borrowed;
+        let v: Option<&mut dyn DataSource> = match valid.as_mut() {
+            Some(ValidRows::Resident(d)) => {
+                borrowed = DatasetRef(d);
+                Some(&mut borrowed)
+            }
+            Some(ValidRows::Streamed(s)) => Some(s.as_mut()),
+            None => None,
+        };
+        keys = data_keys(train.source(), v)?;
+    }
+    if let Some((ck, path)) = opts.resume {
+        ck.check_fits(path, model, cfg, &keys)?;
+        model.params.clone_from(&ck.state.params);
+        model.task_weights.clone_from(&ck.model.task_weights);
+    }
+    match &valid {
+        Some(ValidRows::Resident(v)) => check_data(model, v, "validation")?,
+        Some(ValidRows::Streamed(v)) => check_source(model, v.as_ref(), "validation")?,
+        None => {}
+    }
+    if cfg.early_stopping.is_some() && valid.as_ref().is_none_or(|v| v.rows() == 0) {
+        return Err(Error::Invalid(
+            "early stopping watches the validation loss, but there are no validation rows".into(),
+        ));
+    }
+    Ok(keys)
+}
+
 /// Puts a checkpoint's state into a fresh `trainer`, early stopping's watch
 /// and `history`; returns the epoch to continue with (`cfg.epochs` when
 /// early stopping had ended the run).
@@ -277,7 +364,8 @@ struct Saver<'a> {
     /// The global step of the last checkpoint written.
     written_at: Option<u64>,
     cfg: &'a TrainConfig,
-    data: (&'a Dataset, Option<&'a Dataset>),
+    /// The rows' hashes ([`data_keys`]).
+    data_keys: Vec<(String, String)>,
 }
 
 impl Saver<'_> {
@@ -304,7 +392,14 @@ impl Saver<'_> {
             return Ok(());
         }
         let best: Option<BestEpoch> = watch.and_then(|w| w.best.clone());
-        let ck = Checkpoint::capture(trainer, model, self.cfg, self.data, best, stopped_early)?;
+        let ck = Checkpoint::capture(
+            trainer,
+            model,
+            self.cfg,
+            &self.data_keys,
+            best,
+            stopped_early,
+        )?;
         ck.save(&policy.path)?;
         self.written_at = Some(at);
         Ok(())
@@ -411,7 +506,7 @@ pub fn forward(
     rows: usize,
     backend: &mut dyn Backend,
 ) -> Result<Outputs> {
-    upload_predictor(model, features, rows, backend)?.run(backend)
+    forward_features(model, features, rows, backend)
 }
 
 /// The learned allocation of a gated model: per task, the mean over `rows`
@@ -459,3 +554,4 @@ pub fn predict(
     let out = forward(model, features, rows, backend)?;
     Ok(to_predictions(model, out, rows))
 }
+

@@ -13,10 +13,15 @@ use crate::{Error, Result};
 /// Rows per forward chunk.
 pub const PREDICT_BATCH: usize = 1024;
 
-/// A forward program over a resident feature matrix.
+/// A forward program over a feature matrix of up to `capacity` rows on the
+/// device; [`Predictor::load`] puts the next rows there.
 pub struct Predictor {
     program: ProgramId,
     counters: BufId,
+    src: BufId,
+    idx: BufId,
+    capacity: usize,
+    inputs: usize,
     logits: Vec<BufId>,
     form: Vec<OutputForm>,
     stacked: Vec<usize>,
@@ -30,13 +35,33 @@ pub struct Predictor {
 }
 
 /// What a forward pass produced, per task, for every row.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Outputs {
     /// The model's output [rows, C]: logits/values, or probabilities (see `form`).
     pub combined: Vec<Vec<f32>>,
     pub form: Vec<OutputForm>,
     /// Ensembles: every member's output after the task's activation, [M][rows, C].
     pub members: Vec<Option<Vec<Vec<f32>>>>,
+}
+
+impl Outputs {
+    /// Appends the outputs of the rows after these (a later block).
+    pub fn append(&mut self, next: Outputs) {
+        if self.combined.is_empty() {
+            *self = next;
+            return;
+        }
+        for (all, more) in self.combined.iter_mut().zip(next.combined) {
+            all.extend(more);
+        }
+        for (all, more) in self.members.iter_mut().zip(next.members) {
+            if let (Some(all), Some(more)) = (all.as_mut(), more) {
+                for (a, m) in all.iter_mut().zip(more) {
+                    a.extend(m);
+                }
+            }
+        }
+    }
 }
 
 /// Applies a task's output activation in place: sigmoid (binary), softmax
@@ -59,8 +84,72 @@ impl Predictor {
         features: &[f32],
         rows: usize,
     ) -> Result<Predictor> {
+        let mut p = Predictor::with_capacity(backend, model, params, rows)?;
+        p.load(backend, features, rows)?;
+        Ok(p)
+    }
+
+    /// Records the forward pass over up to `capacity` rows (no rows loaded).
+    pub fn with_capacity(
+        backend: &mut dyn Backend,
+        model: &Model,
+        params: BufId,
+        capacity: usize,
+    ) -> Result<Predictor> {
         let inputs = model.spec.inputs;
-        if rows.checked_mul(inputs) != Some(features.len()) || rows >= u32::MAX as usize {
+        if capacity >= u32::MAX as usize {
+            return Err(Error::Invalid(format!(
+                "{capacity} rows in one forward pass: at most {} are supported",
+                u32::MAX - 1
+            )));
+        }
+        let batch = capacity.clamp(1, PREDICT_BATCH);
+        let chunks = capacity.div_ceil(batch).max(1);
+        let src = backend.alloc(capacity * inputs, "predict features")?;
+        let idx = backend.alloc(chunks * batch, "predict rows")?;
+        let counters = backend.alloc(2, "predict counters")?;
+        let graph = model
+            .network
+            .graph(backend, &model.spec, batch, false, params, None)?;
+        let rows_in = RowSource {
+            batch,
+            src_rows: capacity,
+            order_len: chunks * batch,
+            order: idx,
+            counters,
+        };
+        let mut ops = vec![rows_in.gather(src, inputs, 0, graph.x)];
+        ops.extend(graph.forward.iter().cloned());
+        let program = backend.prepare(&ops)?;
+        Ok(Predictor {
+            program,
+            counters,
+            src,
+            idx,
+            capacity,
+            inputs,
+            logits: graph.logits.clone(),
+            form: graph.form.clone(),
+            stacked: graph.stacked.clone(),
+            members: graph.members.clone(),
+            kinds: model.spec.tasks.iter().map(|t| t.kind).collect(),
+            outputs: model.spec.tasks.iter().map(|t| t.outputs).collect(),
+            rows: 0,
+            batch,
+            gates: graph.gates,
+        })
+    }
+
+    /// The most rows one [`Predictor::load`] takes.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// Puts `features` [rows, inputs] (rows ≤ capacity) on the device for
+    /// the next run.
+    pub fn load(&mut self, backend: &mut dyn Backend, features: &[f32], rows: usize) -> Result<()> {
+        let inputs = self.inputs;
+        if rows.checked_mul(inputs) != Some(features.len()) || rows > self.capacity {
             return Err(Error::Invalid(format!(
                 "features: {} values for {rows} rows of {inputs} inputs",
                 features.len()
@@ -75,41 +164,13 @@ impl Predictor {
                 i % inputs
             )));
         }
-        let batch = rows.clamp(1, PREDICT_BATCH);
-        let chunks = rows.div_ceil(batch).max(1);
-        let src = backend.alloc(rows * inputs, "predict features")?;
-        backend.write(src, 0, features)?;
-        let idx = backend.alloc(chunks * batch, "predict rows")?;
+        backend.write(self.src, 0, features)?;
+        let len = backend.len(self.idx);
         let mut order: Vec<u32> = (0..rows as u32).collect();
-        order.resize(chunks * batch, PAD_INDEX);
-        backend.write_u32(idx, 0, &order)?;
-        let counters = backend.alloc(2, "predict counters")?;
-        let graph = model
-            .network
-            .graph(backend, &model.spec, batch, false, params, None)?;
-        let rows_in = RowSource {
-            batch,
-            src_rows: rows,
-            order_len: chunks * batch,
-            order: idx,
-            counters,
-        };
-        let mut ops = vec![rows_in.gather(src, inputs, 0, graph.x)];
-        ops.extend(graph.forward.iter().cloned());
-        let program = backend.prepare(&ops)?;
-        Ok(Predictor {
-            program,
-            counters,
-            logits: graph.logits.clone(),
-            form: graph.form.clone(),
-            stacked: graph.stacked.clone(),
-            members: graph.members.clone(),
-            kinds: model.spec.tasks.iter().map(|t| t.kind).collect(),
-            outputs: model.spec.tasks.iter().map(|t| t.outputs).collect(),
-            rows,
-            batch,
-            gates: graph.gates,
-        })
+        order.resize(len, PAD_INDEX);
+        backend.write_u32(self.idx, 0, &order)?;
+        self.rows = rows;
+        Ok(())
     }
 
     /// Runs the program once per chunk of `batch` rows; after each run,

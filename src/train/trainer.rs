@@ -105,6 +105,24 @@ pub enum TrainRows<'a> {
     },
 }
 
+impl TrainRows<'_> {
+    /// Number of rows.
+    pub fn rows(&self) -> usize {
+        match self {
+            TrainRows::Resident { source, .. } => source.rows(),
+            TrainRows::Streamed { source, .. } => source.rows(),
+        }
+    }
+
+    /// The source of the rows.
+    pub fn source(&mut self) -> &mut dyn DataSource {
+        match self {
+            TrainRows::Resident { source, .. } => *source,
+            TrainRows::Streamed { source, .. } => source.as_mut(),
+        }
+    }
+}
+
 /// Checks that `source`'s rows fit `model` before anything is uploaded.
 pub fn check_source(model: &Model, source: &dyn DataSource, what: &str) -> Result<()> {
     if source.inputs() != model.spec.inputs {
@@ -190,12 +208,7 @@ impl Trainer {
         rows: TrainRows,
         cfg: &TrainConfig,
     ) -> Result<Trainer> {
-        let (n, chunk_rows) = match &rows {
-            TrainRows::Resident { source, chunk_rows } => (source.rows(), *chunk_rows),
-            TrainRows::Streamed {
-                source, chunk_rows, ..
-            } => (source.rows(), *chunk_rows),
-        };
+        let n = rows.rows();
         let weighter = Weighter::new(
             cfg.weighting,
             cfg.gradnorm_alpha,
@@ -214,30 +227,7 @@ impl Trainer {
                 .network
                 .graph(b, spec, shape.batch, true, state.params, Some(state.grads))?;
         let widths = gather::device_label_widths(spec);
-        let chunk_rows = match chunk_rows {
-            Some(c) => c,
-            None => max_chunk_rows(b.max_buffer_len(), spec.inputs, &widths)?,
-        };
-        let feed_shape = FeedShape {
-            spec,
-            stacked: &graph.stacked,
-            batch: shape.batch,
-            seed: cfg.seed,
-            chunk_rows,
-        };
-        let feed = match rows {
-            TrainRows::Resident { source, .. } => {
-                check_source(model, source, "training")?;
-                Feed::resident(b, source, &feed_shape)?
-            }
-            TrainRows::Streamed {
-                source, shard_rows, ..
-            } => {
-                check_source(model, source.as_ref(), "training")?;
-                let whole = (shard_rows / shape.batch).max(1) * shape.batch;
-                Feed::streamed(b, source, whole, &feed_shape)?
-            }
-        };
+        let feed = build_feed(b, model, rows, &shape, &graph.stacked, cfg.seed)?;
         let order_len = feed.order_len(shape.steps_per_epoch, shape.batch);
         let cursor = StepCursor::alloc(b, &shape, order_len)?;
         let label_batch = gather::alloc_label_batch(b, spec, shape.batch, &widths)?;
@@ -530,4 +520,48 @@ fn step_losses(log: &[f32], tasks: usize, counts: Vec<StepCounts>) -> Vec<StepLo
             labels: n.labels,
         })
         .collect()
+}
+
+/// The feed of `rows` for a step of `shape`: resident chunks uploaded now, or
+/// a streamed shard slot. The chunk size is the rows' own or as many rows as
+/// one buffer binding holds.
+fn build_feed(
+    b: &mut dyn Backend,
+    model: &Model,
+    rows: TrainRows,
+    shape: &StepShape,
+    stacked: &[usize],
+    seed: u64,
+) -> Result<Feed> {
+    let spec = &model.spec;
+    let widths = gather::device_label_widths(spec);
+    let chunk_rows = match &rows {
+        TrainRows::Resident { chunk_rows, .. } | TrainRows::Streamed { chunk_rows, .. } => {
+            *chunk_rows
+        }
+    };
+    let chunk_rows = match chunk_rows {
+        Some(c) => c,
+        None => max_chunk_rows(b.max_buffer_len(), spec.inputs, &widths)?,
+    };
+    let feed_shape = FeedShape {
+        spec,
+        stacked,
+        batch: shape.batch,
+        seed,
+        chunk_rows,
+    };
+    match rows {
+        TrainRows::Resident { source, .. } => {
+            check_source(model, source, "training")?;
+            Feed::resident(b, source, &feed_shape)
+        }
+        TrainRows::Streamed {
+            source, shard_rows, ..
+        } => {
+            check_source(model, source.as_ref(), "training")?;
+            let whole = (shard_rows / shape.batch).max(1) * shape.batch;
+            Feed::streamed(b, source, whole, &feed_shape)
+        }
+    }
 }

@@ -6,8 +6,9 @@ use super::output::{check_distinct, check_some, Outputs};
 use anyhow::Result;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::{Path, PathBuf};
-use tandem::io::load_split;
-use tandem::train::{fit_with, Checkpoint, CheckpointPolicy, FitOptions};
+use tandem::io::open_split;
+use tandem::train::feed::decide;
+use tandem::train::{fit_source, Checkpoint, CheckpointPolicy, FitOptions};
 use tandem::{BackendChoice, Config, EpochReport, Event, History, Model};
 
 pub fn train(
@@ -33,7 +34,7 @@ pub fn train(
     check_distinct(&named)?;
     let choice: BackendChoice = backend.parse()?;
     let mut cfg = Config::load(config)?;
-    let split = load_split(&mut cfg)?;
+    let split = open_split(&mut cfg)?;
     let mut model = Model::from_spec(&cfg.model, cfg.train.seed)
         .map_err(|e| anyhow::anyhow!("{}: {e}", config.display()))?;
     model.preprocess = split.preprocess.clone();
@@ -46,12 +47,15 @@ pub fn train(
     };
     let existing = long_run::existing_log(log.as_deref(), resume.is_some())?;
     let b = tandem::open_backend(choice)?;
+    let (rows, batch) = (split.train.as_ref(), cfg.train.batch_size);
+    let decision = decide(&cfg.data.plan, b.as_ref(), &model.spec, rows, batch)?;
     eprintln!(
-        "training {} on {} rows ({} validation) with {}",
+        "training {} on {} rows ({} validation) with {}; rows {}",
         config.display(),
-        split.train.rows,
-        split.valid.as_ref().map_or(0, |v| v.rows),
-        b.describe()
+        split.train.rows(),
+        split.valid.as_ref().map_or(0, |v| v.rows()),
+        b.describe(),
+        decision.why
     );
     let bar = progress_bar(quiet);
     let mut header_done = false;
@@ -64,11 +68,12 @@ pub fn train(
         resume: resume.as_ref().zip(long.resume.as_deref()),
         stop: Some(long_run::stop_on_signals()),
     };
-    let fitted = fit_with(
+    let fitted = fit_source(
         &mut model,
-        &split.train,
-        split.valid.as_ref(),
+        split.train,
+        split.valid,
         &cfg.train,
+        &decision,
         b,
         opts,
         &mut |ev| match ev {

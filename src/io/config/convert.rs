@@ -20,7 +20,8 @@ use crate::model::spec::{
     TaskKind, TaskSpec,
 };
 use crate::train::config::{
-    AdamStyle, EarlyStopping, OptimizerConfig, OptimizerKind, TrainConfig, Weighting,
+    AdamStyle, DataPlan, EarlyStopping, OptimizerConfig, OptimizerKind, StreamMode, TrainConfig,
+    Weighting,
 };
 
 /// `[[tasks]]` → task specs. `csv`: labels come from CSV columns (multiclass `outputs` may be
@@ -447,6 +448,61 @@ pub(super) fn data_from(
         features,
         validation,
         targets,
+        plan: plan_from(src, d)?,
+    })
+}
+
+/// `stream`, `memory_budget` and `shard_rows` → [`DataPlan`].
+fn plan_from(src: &Source, d: &RawData) -> Result<DataPlan> {
+    let stream = match &d.stream {
+        None => StreamMode::Auto,
+        Some(v) => match v.get_ref() {
+            toml::Value::Boolean(true) => StreamMode::Always,
+            toml::Value::Boolean(false) => StreamMode::Never,
+            toml::Value::String(s) if s == "auto" => StreamMode::Auto,
+            other => {
+                return Err(src.err(
+                    v.span(),
+                    format!("data.stream must be true, false or \"auto\", found {other}"),
+                ))
+            }
+        },
+    };
+    let memory_budget = match &d.memory_budget {
+        None => None,
+        Some(v) => {
+            let bytes = match v.get_ref() {
+                toml::Value::Integer(n) => u64::try_from(*n).map_err(|e| e.to_string()),
+                toml::Value::String(s) => s.parse::<bytesize::ByteSize>().map(|b| b.as_u64()),
+                other => Err(format!("found {other}")),
+            };
+            match bytes {
+                Ok(b) if b > 0 => Some(b),
+                Ok(_) => return Err(src.err(v.span(), "data.memory_budget must be > 0")),
+                Err(e) => {
+                    return Err(src.err(
+                        v.span(),
+                        format!(
+                            "data.memory_budget must be a size such as \"4GiB\", \"512MB\" \
+                             or a number of bytes: {e}"
+                        ),
+                    ))
+                }
+            }
+        }
+    };
+    let shard_rows = match &d.shard_rows {
+        None => None,
+        Some(v) => match usize::try_from(*v.get_ref()) {
+            Ok(n) if n > 0 => Some(n),
+            _ => return Err(src.err(v.span(), "data.shard_rows must be ≥ 1")),
+        },
+    };
+    Ok(DataPlan {
+        stream,
+        memory_budget,
+        shard_rows,
+        chunk_rows: None,
     })
 }
 

@@ -24,7 +24,8 @@ use validate::Source;
 
 pub use crate::model::spec::Combine;
 pub use crate::train::config::{
-    AdamStyle, EarlyStopping, OptimizerConfig, OptimizerKind, TrainConfig, Weighting,
+    AdamStyle, DataPlan, EarlyStopping, OptimizerConfig, OptimizerKind, StreamMode, TrainConfig,
+    Weighting,
 };
 
 /// A validated config file. `model.inputs` is 0 while the data has not been read yet and the
@@ -61,6 +62,8 @@ pub struct DataConfig {
     pub categorical: Vec<String>,
     /// One entry per task, in `model.tasks` order: (task name, where its labels are).
     pub targets: Vec<(String, TargetSource)>,
+    /// `stream`, `memory_budget`, `shard_rows`: resident or streamed rows.
+    pub plan: DataPlan,
 }
 
 /// Where the feature matrix comes from.

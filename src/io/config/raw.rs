@@ -95,6 +95,11 @@ pub(super) struct RawData {
     pub(super) categorical: Option<Spanned<Vec<String>>>,
     #[serde(default)]
     pub(super) targets: BTreeMap<Spanned<String>, Spanned<String>>,
+    /// `true`, `false` or `"auto"`.
+    pub(super) stream: Option<Spanned<toml::Value>>,
+    /// `"4GiB"`, `"512MB"` or a number of bytes.
+    pub(super) memory_budget: Option<Spanned<toml::Value>>,
+    pub(super) shard_rows: Option<Spanned<i64>>,
 }
 
 /// `features = "x.npy"` or `features = ["col", ...]`.

@@ -17,7 +17,10 @@
 //! its length): a streamed epoch writes each shard's part of it before the
 //! shard's steps.
 
+pub mod choose;
 mod prefetch;
+
+pub use choose::{decide, Decision};
 
 use super::step::counts::{LabelCounts, StepCounts};
 use super::step::device_rows::DeviceRows;
@@ -58,7 +61,7 @@ pub enum Feed {
         rows: DeviceRows,
         counts: LabelCounts,
     },
-    Streamed(Streamed),
+    Streamed(Box<Streamed>),
 }
 
 /// A streamed feed: the source (behind its reader thread), the shard on the
@@ -130,7 +133,7 @@ impl Feed {
             shape.chunk_rows,
             "shard",
         )?;
-        Ok(Feed::Streamed(Streamed {
+        Ok(Feed::Streamed(Box::new(Streamed {
             masks: gather::bag_masks(shape.spec, total_rows, shape.seed),
             reader: Prefetch::spawn(source),
             rows,
@@ -138,7 +141,7 @@ impl Feed {
             shard_rows,
             stacked: shape.stacked.to_vec(),
             spec: shape.spec.clone(),
-        }))
+        })))
     }
 
     /// The rows on the device.
