@@ -129,7 +129,7 @@ fn measure(dir: &Path, rows: usize, backend: &str, stream: &str, budget: Option<
     let config = dir.join(format!("{backend}-{stream}.toml"));
     let budget_line = budget.map_or(String::new(), |b| format!("memory_budget = \"{b}\"\n"));
     let text = format!(
-        "[model]\ntrunk = [64]\n\n[[tasks]]\nname = \"a\"\nkind = \"binary\"\n\n\
+        "[model]\ntrunk = [64]\nactivation = \"relu\"\n\n[[tasks]]\nname = \"a\"\nkind = \"binary\"\n\n\
          [[tasks]]\nname = \"b\"\nkind = \"binary\"\n\n[train]\nepochs = 1\nbatch_size = 1024\n\
          shuffle = false\n\n[data]\nfeatures = \"x.npy\"\nstream = {}\n{budget_line}\n\
          [data.targets]\na = \"y1.npy\"\nb = \"y2.npy\"\n",

@@ -29,6 +29,7 @@ fn config(stream: &str) -> String {
     format!(
         r#"[model]
 trunk = [8]
+activation = "relu"
 
 [[tasks]]
 name = "click"
