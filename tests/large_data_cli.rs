@@ -115,3 +115,40 @@ fn streamed_and_resident_runs_write_the_same_bytes() {
     }
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn predict_reads_and_writes_a_block_at_a_time() {
+    let dir = scratch("large-cli", "predict");
+    write_data(&dir);
+    let (_, _, _) = train(&dir, "model", "stream = false", "cpu");
+    let model_path = dir.join("model.st");
+    // 140,000 rows: three blocks of 65,536 rows, the last one short.
+    let rows = 140_000;
+    let x = common::random(9, rows * 5, -1.0, 1.0);
+    let features = dir.join("big.npy");
+    tandem::io::npy::write_f32(&features, &[rows, 5], &x).unwrap();
+    let (as_npy, as_csv) = (dir.join("p.npy"), dir.join("p.csv"));
+    for out in [&as_npy, &as_csv] {
+        let args = ["predict", s(&model_path), "--features", s(&features)];
+        let o = tandem(&[&args[..], &["--out", s(out), "--backend", "cpu"]].concat());
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    // The same values as one prediction of every row in memory.
+    let model = tandem::Model::load(&model_path).unwrap();
+    let mut b = tandem::open_backend(tandem::BackendChoice::Cpu).unwrap();
+    let p = tandem::predict(&model, &x, rows, b.as_mut()).unwrap();
+    let (shape, got) = tandem::io::npy::read_f32(&as_npy).unwrap();
+    assert_eq!(shape, vec![rows, 2]);
+    for r in [0, 1, 65_535, 65_536, 131_072, rows - 1] {
+        for (j, t) in p.tasks.iter().enumerate() {
+            assert_eq!(got[r * 2 + j].to_bits(), t.values[r].to_bits(), "row {r} task {j}");
+        }
+    }
+    let text = std::fs::read_to_string(&as_csv).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[0], "click,value");
+    assert_eq!(lines.len(), rows + 1);
+    let last: Vec<f32> = lines[rows].split(',').map(|v| v.parse().unwrap()).collect();
+    assert_eq!(last, vec![got[(rows - 1) * 2], got[(rows - 1) * 2 + 1]]);
+    std::fs::remove_dir_all(&dir).ok();
+}

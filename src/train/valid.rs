@@ -2,7 +2,7 @@
 //! pass (rows in memory, or read from their source every epoch) and
 //! `forward` on a feature matrix larger than one buffer binding.
 
-use super::predict::{Outputs, Predictor};
+use super::predict::{to_predictions, Outputs, Predictions, Predictor};
 use crate::backend::Backend;
 use crate::data::{DataSource, Dataset};
 use crate::model::Model;
@@ -170,5 +170,41 @@ fn join_labels(source: &dyn DataSource, blocks: Vec<Dataset>) -> Dataset {
         features: Vec::new(),
         targets,
         feature_names: source.feature_names(),
+    }
+}
+
+/// Predictions for rows given a block at a time (a feature file larger than
+/// memory): the model is uploaded and its forward pass recorded once.
+pub struct BlockPredictor {
+    predictor: Predictor,
+}
+
+impl BlockPredictor {
+    /// A forward pass over blocks of up to `rows` rows (fewer when one
+    /// buffer binding holds fewer).
+    pub fn new(model: &Model, b: &mut dyn Backend, rows: usize) -> Result<BlockPredictor> {
+        let params = b.alloc(model.params.len(), "params")?;
+        b.write(params, 0, &model.params)?;
+        let cap = capacity(b, model.spec.inputs, rows, usize::MAX);
+        Ok(BlockPredictor {
+            predictor: Predictor::with_capacity(b, model, params, cap)?,
+        })
+    }
+
+    /// The most rows one block may have.
+    pub fn capacity(&self) -> usize {
+        self.predictor.capacity()
+    }
+
+    /// Predictions for `features` [rows, inputs], rows ≤ capacity.
+    pub fn predict(
+        &mut self,
+        model: &Model,
+        b: &mut dyn Backend,
+        features: &[f32],
+        rows: usize,
+    ) -> Result<Predictions> {
+        self.predictor.load(b, features, rows)?;
+        Ok(to_predictions(model, self.predictor.run(b)?, rows))
     }
 }

@@ -3,17 +3,24 @@
 
 use super::output::{check, Outputs};
 use anyhow::{bail, Context, Result};
-use std::io::Write;
+use std::fs::File;
+use std::io::{BufWriter, Write};
 use std::path::Path;
-use tandem::io::npy;
+use npyz::WriterBuilder;
+use tandem::io::dataset::check_finite_rows;
+use tandem::io::npy_rows::NpyRows;
+use tandem::train::valid::BlockPredictor;
 use tandem::{BackendChoice, Model, Predictions, TaskKind};
+
+/// Rows predicted per block of an npy feature file.
+const BLOCK_ROWS: usize = 65_536;
 
 pub fn predict(model_path: &Path, features: &Path, out: &Path, backend: &str) -> Result<()> {
     check(out, "--out")?;
     let choice: BackendChoice = backend.parse()?;
     let model = Model::load(model_path)?;
     let is_csv = features.extension().is_some_and(|e| e == "csv");
-    let (rows, x) = if is_csv {
+    let mut source = if is_csv {
         let pre = model.preprocess.as_ref().with_context(|| {
             format!(
                 "{} was trained on npy data: give --features as .npy",
@@ -21,35 +28,124 @@ pub fn predict(model_path: &Path, features: &Path, out: &Path, backend: &str) ->
             )
         })?;
         let f = pre.apply_features(features)?;
-        (f.rows, f.data)
+        Rows::Memory(f.rows, f.data)
     } else {
-        let (shape, data) = npy::read_f32(features)?;
-        let cols = shape.get(1).copied().unwrap_or(1);
-        if cols != model.spec.inputs {
+        let x = NpyRows::open(features)?;
+        if x.cols != model.spec.inputs {
             bail!(
                 "{}: {} features per row, the model takes {}",
                 features.display(),
-                cols,
+                x.cols,
                 model.spec.inputs
             );
         }
-        tandem::io::dataset::check_finite_features(features, &data, cols)?;
-        (shape.first().copied().unwrap_or(0), data)
+        Rows::File(x)
     };
+    let rows = source.rows();
     let mut b = tandem::open_backend(choice)?;
-    let p = tandem::predict(&model, &x, rows, b.as_mut())?;
+    let mut blocks = BlockPredictor::new(&model, b.as_mut(), rows.clamp(1, BLOCK_ROWS))?;
+    let mut next = |start: usize| -> Result<Predictions> {
+        let len = blocks.capacity().min(rows - start);
+        let x = source.read(features, start, len)?;
+        Ok(blocks.predict(&model, b.as_mut(), &x, len)?)
+    };
+    // The first block says the columns (an ensemble adds spreads).
+    let first = next(0)?;
     let mut outputs = Outputs::default();
-    if out.extension().is_some_and(|e| e == "npy") {
-        let shape = [rows, npy_width(&p)];
-        let data = npy_rows(&p, rows);
-        outputs.stage(out, "--out", |tmp| Ok(npy::write_f32(tmp, &shape, &data)?))?;
-    } else {
-        outputs.stage_bytes(out, "--out", csv_text(&model, &p, rows).as_bytes())?;
-    }
+    outputs.stage(out, "--out", |tmp| {
+        let file = std::io::BufWriter::new(std::fs::File::create(tmp)?);
+        let as_npy = out.extension().is_some_and(|e| e == "npy");
+        let mut sink = match as_npy {
+            true => Sink::npy(file, [rows, npy_width(&first)])?,
+            false => Sink::csv(file, csv_header(&model, &first))?,
+        };
+        let mut p = first;
+        let mut done = 0;
+        loop {
+            sink.write(&model, &p)?;
+            done += p.rows;
+            if done >= rows {
+                break;
+            }
+            p = next(done)?;
+        }
+        sink.finish()
+    })?;
     outputs.commit()?;
     eprintln!("wrote {} predictions to {}", rows, out.display());
     let _ = std::io::stdout().flush();
     Ok(())
+}
+
+/// Feature rows: a CSV file encoded in memory, or an npy file read by blocks.
+enum Rows {
+    Memory(usize, Vec<f32>),
+    File(NpyRows),
+}
+
+impl Rows {
+    fn rows(&self) -> usize {
+        match self {
+            Rows::Memory(n, _) => *n,
+            Rows::File(x) => x.rows,
+        }
+    }
+
+    /// Rows `[start, start + len)`, checked finite.
+    fn read(&mut self, path: &Path, start: usize, len: usize) -> Result<Vec<f32>> {
+        match self {
+            Rows::Memory(n, data) => {
+                let w = data.len() / (*n).max(1);
+                Ok(data[start * w..(start + len) * w].to_vec())
+            }
+            Rows::File(x) => {
+                let data = x.read(start, len)?;
+                check_finite_rows(path, &data, x.cols, start)?;
+                Ok(data)
+            }
+        }
+    }
+}
+
+/// The output file, written a block of predictions at a time.
+enum Sink {
+    Npy(npyz::NpyWriter<f32, BufWriter<File>>),
+    Csv(BufWriter<File>),
+}
+
+impl Sink {
+    /// An npy file of `shape` (the rows to come).
+    fn npy(file: BufWriter<File>, shape: [usize; 2]) -> Result<Sink> {
+        let dims = [shape[0] as u64, shape[1] as u64];
+        let w = npyz::WriteOptions::<f32>::new()
+            .default_dtype()
+            .shape(&dims)
+            .writer(file)
+            .begin_nd()?;
+        Ok(Sink::Npy(w))
+    }
+
+    /// A CSV file starting with `header`.
+    fn csv(mut file: BufWriter<File>, header: String) -> Result<Sink> {
+        file.write_all(header.as_bytes())?;
+        Ok(Sink::Csv(file))
+    }
+
+    fn write(&mut self, model: &Model, p: &Predictions) -> Result<()> {
+        match self {
+            Sink::Npy(w) => w.extend(npy_rows(p, p.rows))?,
+            Sink::Csv(f) => f.write_all(csv_rows(model, p, p.rows).as_bytes())?,
+        }
+        Ok(())
+    }
+
+    fn finish(self) -> Result<()> {
+        match self {
+            Sink::Npy(w) => w.finish()?,
+            Sink::Csv(mut f) => f.flush()?,
+        }
+        Ok(())
+    }
 }
 
 /// Values per row of the npy output: each task's outputs, and its spread (ensembles).
@@ -75,9 +171,9 @@ fn npy_rows(p: &Predictions, rows: usize) -> Vec<f32> {
     data
 }
 
-/// The CSV output: a header row (class names for multiclass tasks, `_spread`
-/// columns for ensembles), then one row per input row.
-fn csv_text(model: &Model, p: &Predictions, rows: usize) -> String {
+/// The CSV output's header row: class names for multiclass tasks, `_spread`
+/// columns for ensembles.
+fn csv_header(model: &Model, p: &Predictions) -> String {
     let mut header = Vec::new();
     for (j, t) in p.tasks.iter().enumerate() {
         match t.kind {
@@ -98,7 +194,12 @@ fn csv_text(model: &Model, p: &Predictions, rows: usize) -> String {
             }
         }
     }
-    let mut text = header.join(",") + "\n";
+    header.join(",") + "\n"
+}
+
+/// One CSV row per input row of `p`.
+fn csv_rows(model: &Model, p: &Predictions, rows: usize) -> String {
+    let mut text = String::new();
     for r in 0..rows {
         let mut cells = Vec::new();
         for (j, t) in p.tasks.iter().enumerate() {
