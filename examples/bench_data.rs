@@ -94,7 +94,7 @@ fn dataset(dir: &Path, n: usize) -> std::io::Result<PathBuf> {
         }
         let a = row[0] + row[1] - row[2];
         let b = row[3] * row[4] + row[5];
-        x.write_all(bytemuck_bytes(&row))?;
+        x.write_all(bytemuck::cast_slice(&row))?;
         y1.write_all(&f32::from(u8::from(a > 0.0)).to_le_bytes())?;
         y2.write_all(&f32::from(u8::from(b > 0.0)).to_le_bytes())?;
     }
@@ -103,10 +103,6 @@ fn dataset(dir: &Path, n: usize) -> std::io::Result<PathBuf> {
     y2.flush()?;
     std::fs::write(done, b"")?;
     Ok(d)
-}
-
-fn bytemuck_bytes(v: &[f32]) -> Vec<u8> {
-    v.iter().flat_map(|f| f.to_le_bytes()).collect()
 }
 
 /// A C-order little-endian f32 `.npy` header for [rows, cols]; the caller writes the values.

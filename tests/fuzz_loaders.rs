@@ -238,6 +238,12 @@ fn npy_arrays() {
     let base = std::fs::read(fixture("tests/fixtures/golden/seed-small/x.npy")).unwrap();
     fuzz("npy", &base, false, "x.npy", &|p| {
         let _ = tandem::io::npy::read_f32(p);
+        // The same file read by rows (what streaming reads).
+        if let Ok(mut rows) = tandem::io::npy_rows::NpyRows::open(p) {
+            let n = rows.rows;
+            let _ = rows.read(0, n.min(4));
+            let _ = rows.read(n.saturating_sub(1), n.min(1));
+        }
     });
 }
 

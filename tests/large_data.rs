@@ -112,7 +112,11 @@ fn outcome(h: &History, model: &Model) -> Outcome {
             .steps()
             .map(|(_, s)| (s.total.to_bits(), bits(&s.tasks), s.rows, bits(&s.labels)))
             .collect(),
-        valid: h.epochs.iter().map(|e| bits(&e.valid_task_losses)).collect(),
+        valid: h
+            .epochs
+            .iter()
+            .map(|e| bits(&e.valid_task_losses))
+            .collect(),
         params: bits(&model.params),
     }
 }
@@ -222,14 +226,39 @@ fn shuffled_streaming_visits_every_row_once_per_epoch() {
             })
             .collect()
     };
-    let (h, _) = train(&spec, &c, BackendChoice::Cpu, &rows, None, Hold::Resident(None));
+    let (h, _) = train(
+        &spec,
+        &c,
+        BackendChoice::Cpu,
+        &rows,
+        None,
+        Hold::Resident(None),
+    );
     let resident = per_epoch(&h);
-    let (h, _) = train(&spec, &c, BackendChoice::Cpu, &rows, None, Hold::Streamed(40, None));
+    let (h, _) = train(
+        &spec,
+        &c,
+        BackendChoice::Cpu,
+        &rows,
+        None,
+        Hold::Streamed(40, None),
+    );
     assert_eq!(per_epoch(&h), resident);
     // … in another order than the file's (and than the resident shuffle).
-    let (h2, _) = train(&spec, &cfg(false), BackendChoice::Cpu, &rows, None, Hold::Streamed(40, None));
+    let (h2, _) = train(
+        &spec,
+        &cfg(false),
+        BackendChoice::Cpu,
+        &rows,
+        None,
+        Hold::Streamed(40, None),
+    );
     let first = |h: &History| h.epochs[0].steps[0].total.to_bits();
-    assert_ne!(first(&h), first(&h2), "the shuffled stream saw the file's first batch");
+    assert_ne!(
+        first(&h),
+        first(&h2),
+        "the shuffled stream saw the file's first batch"
+    );
 }
 
 #[test]
@@ -306,7 +335,11 @@ fn a_streamed_run_stopped_mid_epoch_resumes_exactly() {
             keep
         };
         assert!(rest.resumed_at_step > 0);
-        assert_eq!(from(&rest, &resumed), from(&h, &whole), "{b:?}: steps after the resume");
+        assert_eq!(
+            from(&rest, &resumed),
+            from(&h, &whole),
+            "{b:?}: steps after the resume"
+        );
     }
     std::fs::remove_dir_all(&dir).ok();
 }

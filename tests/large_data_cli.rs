@@ -18,7 +18,11 @@ fn write_data(dir: &Path) {
     for r in 0..rows {
         let v = &x[r * 5..r * 5 + 5];
         click.push(f32::from(u8::from(v[0] + v[1] > 0.0)));
-        value.push(if r % 10 == 3 { f32::NAN } else { v[2] - 0.5 * v[3] });
+        value.push(if r % 10 == 3 {
+            f32::NAN
+        } else {
+            v[2] - 0.5 * v[3]
+        });
     }
     tandem::io::npy::write_f32(dir.join("x.npy"), &[rows, 5], &x).unwrap();
     tandem::io::npy::write_f32(dir.join("click.npy"), &[rows, 1], &click).unwrap();
@@ -60,7 +64,10 @@ value = "value.npy"
 fn train(dir: &Path, name: &str, stream: &str, backend: &str) -> (String, Vec<u8>, Vec<u8>) {
     let cfg = dir.join(format!("{name}.toml"));
     std::fs::write(&cfg, config(stream)).unwrap();
-    let (log, out) = (dir.join(format!("{name}.csv")), dir.join(format!("{name}.st")));
+    let (log, out) = (
+        dir.join(format!("{name}.csv")),
+        dir.join(format!("{name}.st")),
+    );
     let o = tandem(&[
         "train",
         s(&cfg),
@@ -141,7 +148,11 @@ fn predict_reads_and_writes_a_block_at_a_time() {
     assert_eq!(shape, vec![rows, 2]);
     for r in [0, 1, 65_535, 65_536, 131_072, rows - 1] {
         for (j, t) in p.tasks.iter().enumerate() {
-            assert_eq!(got[r * 2 + j].to_bits(), t.values[r].to_bits(), "row {r} task {j}");
+            assert_eq!(
+                got[r * 2 + j].to_bits(),
+                t.values[r].to_bits(),
+                "row {r} task {j}"
+            );
         }
     }
     let text = std::fs::read_to_string(&as_csv).unwrap();

@@ -711,7 +711,9 @@ fn batch_gather(h: &mut Harness) -> String {
                     });
                 }
                 h.check(
-                    &format!("batch_gather {rows}x{width} batch {batch} step {step} chunks {chunks}"),
+                    &format!(
+                        "batch_gather {rows}x{width} batch {batch} step {step} chunks {chunks}"
+                    ),
                     &ops,
                     EXACT.0,
                     EXACT.1,

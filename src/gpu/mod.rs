@@ -181,7 +181,9 @@ impl Backend for GpuBackend {
     }
     fn max_buffer_len(&self) -> usize {
         let limits = &self.ctx.limits;
-        let bytes = limits.max_storage_buffer_binding_size.min(limits.max_buffer_size);
+        let bytes = limits
+            .max_storage_buffer_binding_size
+            .min(limits.max_buffer_size);
         usize::try_from(bytes / 4).unwrap_or(usize::MAX)
     }
     fn len(&self, buf: BufId) -> usize {

@@ -22,6 +22,6 @@ pub use config::{
     OptimizerKind, TargetSource, TrainConfig, Weighting,
 };
 pub use dataset::{load_all, load_split, split_rows};
-pub use source::{open_split, SourceSplit};
 pub use preprocess::{FeatureTransform, Features, Preprocess, Standardize, TargetTransform};
+pub use source::{open_split, SourceSplit};
 pub use table::Table;

@@ -152,7 +152,10 @@ fn data_offset(path: &Path, file: &mut File) -> Result<u64> {
     match head[6] {
         1 => Ok(10 + u64::from(u16::from_le_bytes([head[8], head[9]]))),
         2 | 3 => Ok(12 + u64::from(u32::from_le_bytes([head[8], head[9], head[10], head[11]]))),
-        v => Err(Error::data(path, format!("unknown .npy format version {v}"))),
+        v => Err(Error::data(
+            path,
+            format!("unknown .npy format version {v}"),
+        )),
     }
 }
 
@@ -205,5 +208,118 @@ fn decode(bytes: &[u8], scalar: Scalar, big_endian: bool) -> Vec<f32> {
         Scalar::I64 => each::<8>(bytes, big, |a| i64::from_le_bytes(a) as f32),
         Scalar::U8 => bytes.iter().map(|&b| f32::from(b)).collect(),
         Scalar::Bool => bytes.iter().map(|&b| f32::from(u8::from(b != 0))).collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An `.npy` file of `descr` and `shape` holding `body`'s bytes.
+    fn npy_file(
+        name: &str,
+        descr: &str,
+        fortran: bool,
+        shape: (usize, usize),
+        body: &[u8],
+    ) -> PathBuf {
+        let f = if fortran { "True" } else { "False" };
+        let mut header = format!(
+            "{{'descr': '{descr}', 'fortran_order': {f}, 'shape': ({}, {}), }}",
+            shape.0, shape.1
+        )
+        .into_bytes();
+        while (10 + header.len() + 1) % 64 != 0 {
+            header.push(b' ');
+        }
+        header.push(b'\n');
+        let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+        bytes.extend((header.len() as u16).to_le_bytes());
+        bytes.extend(header);
+        bytes.extend(body);
+        let path =
+            std::env::temp_dir().join(format!("tandem-npy-rows-{}-{name}", std::process::id()));
+        std::fs::write(&path, bytes).unwrap();
+        path
+    }
+
+    /// Every dtype, byte order and layout reads by rows as `npy::read_f32` reads it whole.
+    #[test]
+    fn blocks_of_rows_read_as_the_whole_file_does() {
+        let values: Vec<f64> = (0..15).map(|i| i as f64 * 0.5 - 3.0).collect();
+        let ints: Vec<i64> = (0..15).map(|i| i - 7).collect();
+        let cases: Vec<(&str, Vec<u8>, bool)> = vec![
+            (
+                "<f4",
+                values
+                    .iter()
+                    .flat_map(|v| (*v as f32).to_le_bytes())
+                    .collect(),
+                false,
+            ),
+            (
+                ">f4",
+                values
+                    .iter()
+                    .flat_map(|v| (*v as f32).to_be_bytes())
+                    .collect(),
+                false,
+            ),
+            (
+                "<f8",
+                values.iter().flat_map(|v| v.to_le_bytes()).collect(),
+                false,
+            ),
+            (
+                ">f8",
+                values.iter().flat_map(|v| v.to_be_bytes()).collect(),
+                false,
+            ),
+            (
+                "<i4",
+                ints.iter()
+                    .flat_map(|v| (*v as i32).to_le_bytes())
+                    .collect(),
+                false,
+            ),
+            (
+                "<i8",
+                ints.iter().flat_map(|v| v.to_le_bytes()).collect(),
+                false,
+            ),
+            ("|u1", (0..15u8).collect(), false),
+            ("|b1", (0..15u8).map(|v| v % 2).collect(), false),
+            (
+                "<f4",
+                values
+                    .iter()
+                    .flat_map(|v| (*v as f32).to_le_bytes())
+                    .collect(),
+                true,
+            ),
+        ];
+        for (i, (descr, body, fortran)) in cases.into_iter().enumerate() {
+            let path = npy_file(&format!("{i}.npy"), descr, fortran, (5, 3), &body);
+            let (_, whole) = npy::read_f32(&path).unwrap();
+            let mut rows = NpyRows::open(&path).unwrap();
+            assert_eq!((rows.rows, rows.cols), (5, 3));
+            for (start, len) in [(0, 5), (1, 2), (4, 1), (2, 0)] {
+                let got = rows.read(start, len).unwrap();
+                assert_eq!(
+                    got,
+                    whole[start * 3..(start + len) * 3],
+                    "{descr} fortran {fortran}"
+                );
+            }
+            std::fs::remove_file(path).ok();
+        }
+    }
+
+    #[test]
+    fn a_truncated_file_is_an_error_naming_it() {
+        let path = npy_file("short.npy", "<f4", false, (5, 3), &[0u8; 20]);
+        let e = NpyRows::open(&path).unwrap_err().to_string();
+        assert!(e.contains("short.npy") && e.contains("truncated"), "{e}");
+        std::fs::remove_file(path).ok();
     }
 }

@@ -4,16 +4,16 @@
 
 use super::checkpoint::{data_keys, BestEpoch, Checkpoint, CheckpointPolicy};
 use super::config::{EarlyStopping, TrainConfig};
+use super::feed::Decision;
 use super::metrics::TaskMetrics;
 use super::predict::{
     task_losses, task_metrics, to_predictions, weighted_loss, Outputs, Predictions, Predictor,
 };
 use super::step::counts::weighted_mean;
 use super::trainer::{check_data, check_source, StepLoss, TrainRows, Trainer};
-use super::valid::{forward_features, ValidPass};
 pub use super::valid::ValidRows;
+use super::valid::{forward_features, ValidPass};
 use crate::backend::Backend;
-use super::feed::Decision;
 use crate::data::source::read_all;
 use crate::data::{DataSource, Dataset, DatasetRef};
 use crate::model::Model;
@@ -149,7 +149,15 @@ pub fn fit_with(
         source,
         chunk_rows: None,
     };
-    fit_rows(model, rows, valid.map(ValidRows::Resident), cfg, backend, opts, on_event)
+    fit_rows(
+        model,
+        rows,
+        valid.map(ValidRows::Resident),
+        cfg,
+        backend,
+        opts,
+        on_event,
+    )
 }
 
 /// [`fit_with`] over rows read from sources, held as `decision` says
@@ -554,4 +562,3 @@ pub fn predict(
     let out = forward(model, features, rows, backend)?;
     Ok(to_predictions(model, out, rows))
 }
-

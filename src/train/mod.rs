@@ -14,8 +14,8 @@ pub mod weighting;
 pub use crate::backend::select::{open_backend, BackendChoice};
 pub use checkpoint::{Checkpoint, CheckpointPolicy};
 pub use fit::{
-    allocation, evaluate, evaluate_loss, fit, fit_rows, fit_source, fit_with, forward, predict, EpochReport,
-    Event, FitOptions, History, Interrupted, ValidRows,
+    allocation, evaluate, evaluate_loss, fit, fit_rows, fit_source, fit_with, forward, predict,
+    EpochReport, Event, FitOptions, History, Interrupted, ValidRows,
 };
 pub use predict::{task_losses, weighted_loss, Outputs, Predictions, Predictor, TaskPrediction};
 pub use trainer::{StepLoss, TrainRows, Trainer, TrainerState};

@@ -3,10 +3,10 @@
 
 use super::output::{check, Outputs};
 use anyhow::{bail, Context, Result};
+use npyz::WriterBuilder;
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::Path;
-use npyz::WriterBuilder;
 use tandem::io::dataset::check_finite_rows;
 use tandem::io::npy_rows::NpyRows;
 use tandem::train::valid::BlockPredictor;

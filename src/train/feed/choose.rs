@@ -48,7 +48,10 @@ pub fn decide(
     let bytes = per_row * source.rows() as u64;
     let (budget, said) = match plan.memory_budget {
         Some(b) => (b, "memory_budget"),
-        None => (default_budget(), "memory budget (half the available memory)"),
+        None => (
+            default_budget(),
+            "memory budget (half the available memory)",
+        ),
     };
     let chunk_rows = match plan.chunk_rows {
         Some(c) => c,

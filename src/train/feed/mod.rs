@@ -162,7 +162,13 @@ impl Feed {
     }
 
     /// The next epoch's plan, drawn from `rng` when `shuffle`.
-    pub fn plan(&self, rows: usize, order_len: usize, shuffle: bool, rng: &mut ChaCha8Rng) -> EpochPlan {
+    pub fn plan(
+        &self,
+        rows: usize,
+        order_len: usize,
+        shuffle: bool,
+        rng: &mut ChaCha8Rng,
+    ) -> EpochPlan {
         match self {
             Feed::Resident { .. } => {
                 let mut order: Vec<u32> = (0..rows as u32).collect();

@@ -38,7 +38,12 @@ pub struct DeviceRows {
 /// The most rows a chunk can hold when no tensor's chunk may exceed
 /// `max_len` elements; an error when one row does not fit.
 pub fn max_chunk_rows(max_len: usize, inputs: usize, label_widths: &[usize]) -> Result<usize> {
-    let widest = label_widths.iter().copied().chain([inputs]).max().unwrap_or(1);
+    let widest = label_widths
+        .iter()
+        .copied()
+        .chain([inputs])
+        .max()
+        .unwrap_or(1);
     match max_len / widest.max(1) {
         0 => Err(Error::Invalid(format!(
             "one row of {widest} values does not fit the device's largest buffer \
@@ -113,7 +118,14 @@ impl DeviceRows {
             }
             let (src, dst) = (lo - at, lo - c.first_row);
             let rows = hi - lo;
-            write_rows(b, c.features, dst, self.inputs, &features[src * self.inputs..], rows)?;
+            write_rows(
+                b,
+                c.features,
+                dst,
+                self.inputs,
+                &features[src * self.inputs..],
+                rows,
+            )?;
             for (j, &w) in self.label_widths.iter().enumerate() {
                 write_rows(b, c.labels[j], dst, w, &labels[j][src * w..], rows)?;
             }

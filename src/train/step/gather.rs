@@ -126,7 +126,10 @@ pub fn bagged_members(spec: &ModelSpec) -> Option<usize> {
 /// over M members, else L.
 pub fn device_label_widths(spec: &ModelSpec) -> Vec<usize> {
     let members = bagged_members(spec).unwrap_or(1);
-    spec.tasks.iter().map(|t| members * t.label_width()).collect()
+    spec.tasks
+        .iter()
+        .map(|t| members * t.label_width())
+        .collect()
 }
 
 /// Bootstrap masks [M][N] of a bagging ensemble over `rows` training rows

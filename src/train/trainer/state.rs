@@ -7,9 +7,9 @@
 //! stopped.
 
 use super::{step_losses, StepLoss, Trainer};
+use crate::train::config::{OptimizerKind, Weighting};
 use crate::train::feed::EpochPlan;
 use crate::train::step::counts::StepCounts;
-use crate::train::config::{OptimizerKind, Weighting};
 use crate::{Error, Result};
 
 /// An epoch under way (put aside by a stop request): its plan, the steps
