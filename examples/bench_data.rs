@@ -151,6 +151,9 @@ fn measure(dir: &Path, rows: usize, backend: &str, stream: &str, budget: Option<
 }
 
 /// Runs `cmd`, returns its standard output and its peak resident set in KiB.
+// `wait4` below reaps the child (and gives its resource usage), which
+// `Child::wait` would not.
+#[allow(clippy::zombie_processes)]
 fn run_measured(cmd: &mut Command) -> (String, i64) {
     let child = cmd
         .stdout(std::process::Stdio::piped())

@@ -554,7 +554,13 @@ fn build_feed(
     match rows {
         TrainRows::Resident { source, .. } => {
             check_source(model, source, "training")?;
-            Feed::resident(b, source, &feed_shape)
+            Feed::resident(b, source, &feed_shape).map_err(|e| match e {
+                Error::Gpu(m) | Error::GpuOp { message: m, .. } => Error::Gpu(format!(
+                    "{m}; the training rows do not fit the device: stream them \
+                     ([data] stream = true, or a smaller memory_budget)"
+                )),
+                e => e,
+            })
         }
         TrainRows::Streamed {
             source, shard_rows, ..

@@ -46,9 +46,17 @@ pub fn train(
         None => None,
     };
     let existing = long_run::existing_log(log.as_deref(), resume.is_some())?;
-    let b = tandem::open_backend(choice)?;
+    let mut b = tandem::open_backend(choice)?;
     let (rows, batch) = (split.train.as_ref(), cfg.train.batch_size);
-    let decision = decide(&cfg.data.plan, b.as_ref(), &model.spec, rows, batch)?;
+    let decision = match decide(&cfg.data.plan, b.as_ref(), &model.spec, rows, batch) {
+        // `auto` picks the GPU only for a job it can hold (resident or streamed).
+        Err(e) if matches!(choice, BackendChoice::Auto) && b.is_gpu() => {
+            eprintln!("warning: {e}; training on the CPU");
+            b = tandem::open_backend(BackendChoice::Cpu)?;
+            decide(&cfg.data.plan, b.as_ref(), &model.spec, rows, batch)?
+        }
+        d => d?,
+    };
     eprintln!(
         "training {} on {} rows ({} validation) with {}; rows {}",
         config.display(),
