@@ -64,7 +64,8 @@ fn convert<T>(v: Vec<T>, f: impl Fn(T) -> f32) -> Vec<f32> {
     v.into_iter().map(f).collect()
 }
 
-fn unsupported(path: &Path, dtype: &DType) -> Error {
+/// The error for a dtype tandem does not read, naming the file.
+pub(crate) fn unsupported(path: &Path, dtype: &DType) -> Error {
     Error::data(
         path,
         format!(

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use npyz::{DType, NpyFile, Order, TypeChar};
 
 use crate::error::{Error, Result};
-use crate::io::npy;
+use crate::io::npy::{self, unsupported};
 
 /// How the values are stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -174,16 +174,6 @@ fn scalar_of(path: &Path, dtype: &DType) -> Result<(Scalar, bool)> {
         _ => return Err(unsupported(path, dtype)),
     };
     Ok((scalar, ty.endianness() == npyz::Endianness::Big))
-}
-
-fn unsupported(path: &Path, dtype: &DType) -> Error {
-    Error::data(
-        path,
-        format!(
-            "unsupported dtype {}: use float32, float64, int32, int64, uint8 or bool",
-            dtype.descr()
-        ),
-    )
 }
 
 /// Values of `scalar` in `bytes` as f32.
