@@ -39,7 +39,9 @@ impl DataSource for Dataset {
         self.inputs
     }
     fn label_widths(&self) -> Vec<usize> {
-        (0..self.targets.len()).map(|t| self.label_width(t)).collect()
+        (0..self.targets.len())
+            .map(|t| self.label_width(t))
+            .collect()
     }
     fn feature_names(&self) -> Vec<String> {
         self.feature_names.clone()
@@ -103,7 +105,11 @@ impl DataSource for Subset {
         self.inner.feature_names()
     }
     fn describe(&self) -> String {
-        format!("{} ({} of its rows)", self.inner.describe(), self.rows.len())
+        format!(
+            "{} ({} of its rows)",
+            self.inner.describe(),
+            self.rows.len()
+        )
     }
     fn read(&mut self, start: usize, len: usize) -> Result<Dataset> {
         check_range(self, start, len)?;
