@@ -2,7 +2,7 @@
 //!
 //! - [`config`]: the TOML run config, validated, paths resolved against its directory.
 //! - [`npy`]: `.npy` arrays as f32.
-//! - [`table`]: CSV files as string columns.
+//! - [`table`]: tables as string columns (a CSV file read whole, or a block of rows).
 //! - [`preprocess`]: CSV cells → standardised / one-hot inputs and class labels, stored with a model.
 //! - [`plot`]: the PNG figures of `tandem inspect` (allocation heatmap, task weights).
 //! - [`dataset`]: a config's data loaded, validated and split into training and validation rows
@@ -20,5 +20,7 @@ pub use config::{
     OptimizerKind, TargetSource, TrainConfig, Weighting,
 };
 pub use dataset::{load_all, load_split, split_rows};
-pub use preprocess::{FeatureTransform, Features, Preprocess, Standardize, TargetTransform};
+pub use preprocess::{
+    FeatureTransform, Features, Preprocess, PreprocessFit, Standardize, TargetTransform,
+};
 pub use table::Table;
