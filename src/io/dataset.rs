@@ -3,8 +3,9 @@
 //!
 //! Two sources:
 //! - npy: a features file [N, I] and one file per task [N, label_width]; NaN = missing label.
-//! - CSV: named columns of one file, encoded by a [`Preprocess`] fitted on the training rows.
-//!   Rows with a missing feature are dropped (one warning counts them); missing labels are NaN.
+//! - a table, CSV or Parquet (a file, a folder of part files or a pattern): named columns,
+//!   encoded by a [`Preprocess`] fitted on the training rows. Rows with a missing feature are
+//!   dropped (one warning counts them); missing labels are NaN.
 
 use std::path::Path;
 
@@ -18,6 +19,7 @@ use crate::io::config::{Config, FeatureSource, TargetSource};
 use crate::io::npy;
 use crate::io::preprocess::Preprocess;
 use crate::io::table::{is_missing, Table};
+use crate::io::table_blocks::read_table;
 use crate::model::spec::{TaskKind, TaskSpec};
 
 /// Loads the data of `config`, split by `data.validation` with the seed `train.seed`.
@@ -283,10 +285,10 @@ fn label_ok(task: &TaskSpec, v: f32) -> bool {
 }
 
 // ---------------------------------------------------------------------------------------------
-// CSV
+// Tables (CSV, Parquet)
 // ---------------------------------------------------------------------------------------------
 
-/// The CSV file of a config whose features are columns.
+/// The table (CSV or Parquet) of a config whose features are columns.
 fn csv_path(config: &Config) -> std::path::PathBuf {
     config
         .data
@@ -314,15 +316,17 @@ fn target_columns(config: &Config) -> Result<Vec<String>> {
         .collect()
 }
 
-/// Reads the CSV, checks every named column exists, and returns the table with the data rows
-/// that have every feature (the others are dropped with one warning).
+/// Reads the table (CSV, or the named Parquet columns), checks every named column exists, and
+/// returns it with the data rows that have every feature (the others are dropped with one
+/// warning).
 fn read_csv(
     config: &Config,
     features: &[String],
     targets: &[String],
 ) -> Result<(Table, Vec<usize>)> {
-    let table = Table::read(csv_path(config))?;
-    for column in features.iter().chain(targets) {
+    let columns: Vec<String> = features.iter().chain(targets).cloned().collect();
+    let table = read_table(&csv_path(config), &columns)?;
+    for column in &columns {
         table.column_index(column)?;
     }
     let feature_cells: Vec<&[String]> = features
@@ -332,21 +336,26 @@ fn read_csv(
     let kept: Vec<usize> = (0..table.rows)
         .filter(|&r| feature_cells.iter().all(|cells| !is_missing(&cells[r])))
         .collect();
-    let dropped = table.rows - kept.len();
-    if kept.is_empty() {
+    report_dropped(&table.path, table.rows, kept.len())?;
+    Ok((table, kept))
+}
+
+/// Warns about the rows dropped for a missing feature; none left is an error.
+fn report_dropped(path: &Path, rows: usize, kept: usize) -> Result<()> {
+    if kept == 0 {
         return Err(Error::data(
-            &table.path,
-            format!("no rows left: all {} rows miss a feature", table.rows),
+            path,
+            format!("no rows left: all {rows} rows miss a feature"),
         ));
     }
-    if dropped > 0 {
+    if kept < rows {
         log::warn!(
-            "{}: dropped {dropped} of {} rows with a missing feature",
-            table.path.display(),
-            table.rows
+            "{}: dropped {} of {rows} rows with a missing feature",
+            path.display(),
+            rows - kept
         );
     }
-    Ok((table, kept))
+    Ok(())
 }
 
 fn csv_split(config: &mut Config, features: &[String]) -> Result<Split> {

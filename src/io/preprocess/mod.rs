@@ -1,4 +1,4 @@
-//! What turns table cells (CSV) into model inputs and labels, fitted on the training
+//! What turns table cells (CSV or Parquet) into model inputs and labels, fitted on the training
 //! rows and stored with the model (as JSON in the weights file's metadata) so `eval` and
 //! `predict` apply the very same mapping. The fit is [`PreprocessFit`], fed a table block by
 //! block; [`Preprocess::fit`] feeds it one table held whole.
@@ -17,6 +17,7 @@ use std::path::Path;
 
 use crate::error::{Error, Result};
 use crate::io::table::{is_missing, RowRef, Table};
+use crate::io::table_blocks::read_table;
 pub use crate::model::spec::preprocess::{
     FeatureTransform, Preprocess, Standardize, TargetTransform,
 };
@@ -108,10 +109,15 @@ impl Preprocess {
             .collect()
     }
 
-    /// Reads the CSV at `path` (the same feature columns as in training) and encodes every row,
-    /// for `predict`. No row is dropped, so outputs line up with the file's rows.
+    /// Reads the CSV or Parquet table at `path` (the same feature columns as in training) and
+    /// encodes every row, for `predict`. No row is dropped, so outputs line up with the rows.
     pub fn apply_features(&self, path: impl AsRef<Path>) -> Result<Features> {
-        let table = Table::read(path)?;
+        let columns: Vec<String> = self
+            .features
+            .iter()
+            .map(|f| f.column().to_string())
+            .collect();
+        let table = read_table(path.as_ref(), &columns)?;
         let rows: Vec<usize> = (0..table.rows).collect();
         let data = self.encode_features(&table, &rows)?;
         Ok(Features {
