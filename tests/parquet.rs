@@ -7,15 +7,16 @@
 //!   file and the column or type (fixtures: tests/fixtures/parquet/make_fixtures.py).
 //! - A folder of part files and a pattern read as the single file.
 //! - Block reads of CSV and Parquet equal slices of the whole table, rows numbered from the
-//!   block's start.
+//!   block's start; the block-read split (`open_table_split`) equals `load_split` bit for bit.
 
 mod common;
 
 use std::path::{Path, PathBuf};
 
 use common::cli::{s, scratch, tandem};
-use tandem::data::Dataset;
-use tandem::io::dataset::load_split;
+use tandem::data::source::read_all;
+use tandem::data::{DataSource, Dataset};
+use tandem::io::dataset::{load_split, open_table_split, open_table_split_with};
 use tandem::io::table::is_missing;
 use tandem::io::table_blocks::{open_blocks, read_table};
 use tandem::io::Table;
@@ -432,9 +433,95 @@ fn a_block_names_its_rows_from_its_start() {
     assert!(!e.contains("line"), "{e}");
 }
 
+/// Reads `source` in blocks of `len` rows and puts them together.
+fn read_in_blocks(source: &mut dyn DataSource, len: usize) -> Dataset {
+    let mut all = source.read(0, 0).unwrap();
+    let mut start = 0;
+    while start < source.rows() {
+        let n = len.min(source.rows() - start);
+        let b = source.read(start, n).unwrap();
+        all.features.extend(b.features);
+        for (t, labels) in all.targets.iter_mut().zip(b.targets) {
+            t.extend(labels);
+        }
+        all.rows += n;
+        start += n;
+    }
+    all
+}
+
 /// Bit patterns, so that NaN labels compare equal.
 fn bits(d: &Dataset) -> (usize, Vec<u32>, Vec<Vec<u32>>, Vec<String>) {
     let b = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
     let targets = d.targets.iter().map(|t| b(t)).collect();
     (d.rows, b(&d.features), targets, d.feature_names.clone())
+}
+
+#[test]
+fn the_block_read_split_equals_load_split_bit_for_bit() {
+    for config in ["penguins.toml", "parquet.toml"] {
+        let mut resident = Config::load(penguins(config)).unwrap();
+        let split = load_split(&mut resident).unwrap();
+        for index in [1, 7, 64, 65_536] {
+            let mut cfg = Config::load(penguins(config)).unwrap();
+            let (mut train, valid, pre) = match index {
+                65_536 => open_table_split(&mut cfg).unwrap(),
+                b => open_table_split_with(&mut cfg, b).unwrap(),
+            };
+            let what = format!("{config}, blocks of {index}");
+            assert_eq!(Some(&pre), split.preprocess.as_ref(), "{what}");
+            assert_eq!(cfg.model, resident.model, "{what}");
+            let mut valid = valid.expect("validation rows");
+            assert_eq!(
+                bits(&read_all(train.as_mut()).unwrap()),
+                bits(&split.train),
+                "{what}"
+            );
+            let want_valid = split.valid.as_ref().unwrap();
+            assert_eq!(
+                bits(&read_all(valid.as_mut()).unwrap()),
+                bits(want_valid),
+                "{what}"
+            );
+            for len in [1, 7, 64] {
+                let t = read_in_blocks(train.as_mut(), len);
+                assert_eq!(bits(&t), bits(&split.train), "{what}, read {len} at a time");
+                let v = read_in_blocks(valid.as_mut(), len);
+                assert_eq!(bits(&v), bits(want_valid), "{what}, read {len} at a time");
+            }
+            assert_eq!(train.label_widths(), vec![1, 1, 1]);
+            assert_eq!(train.inputs(), 6);
+            says(&train.describe(), &["penguins", "274 of its 344 rows"]);
+        }
+    }
+}
+
+#[test]
+fn the_block_read_split_checks_what_load_split_checks() {
+    let dir = scratch("parquet", "split-errors");
+    std::fs::copy(penguins("penguins.csv"), dir.join("penguins.csv")).unwrap();
+    let text = std::fs::read_to_string(penguins("penguins.toml")).unwrap();
+    let config = |edit: &str, with: &str| {
+        let p = dir.join("run.toml");
+        std::fs::write(&p, text.replace(edit, with)).unwrap();
+        Config::load(&p).unwrap()
+    };
+    let e = err(open_table_split(&mut config("\"island\"]", "\"iland\"]")));
+    says(&e, &["penguins.csv", "no column `iland`"]);
+    let mut npy = config("validation = 0.2", "validation = 0.2");
+    npy.data.features = tandem::io::FeatureSource::Npy(dir.join("x.npy"));
+    says(&err(open_table_split(&mut npy)), &["npy"]);
+    let csv = std::fs::read_to_string(dir.join("penguins.csv")).unwrap();
+    std::fs::write(dir.join("penguins.csv"), csv.replacen("39.1", "39.1x", 1)).unwrap();
+    let e = err(open_table_split_with(&mut config("", ""), 7));
+    says(
+        &e,
+        &[
+            "penguins.csv",
+            "data row 0 (0-based, line 2 of the file)",
+            "`bill_length_mm`",
+            "39.1x",
+        ],
+    );
+    let _ = std::fs::remove_dir_all(dir);
 }

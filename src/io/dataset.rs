@@ -6,6 +6,11 @@
 //! - a table, CSV or Parquet (a file, a folder of part files or a pattern): named columns,
 //!   encoded by a [`Preprocess`] fitted on the training rows. Rows with a missing feature are
 //!   dropped (one warning counts them); missing labels are NaN.
+//!
+//! [`load_split`] holds the data in memory; [`open_table_split`] reads a table in blocks, for
+//! data larger than memory, and gives the same rows, statistics and encodings.
+
+mod streamed;
 
 use std::path::Path;
 
@@ -21,6 +26,7 @@ use crate::io::preprocess::Preprocess;
 use crate::io::table::{is_missing, Table};
 use crate::io::table_blocks::read_table;
 use crate::model::spec::{TaskKind, TaskSpec};
+pub use streamed::{open_table_split, open_table_split_with, TableSplit};
 
 /// Loads the data of `config`, split by `data.validation` with the seed `train.seed`.
 ///
@@ -110,8 +116,16 @@ fn set_inputs(config: &mut Config, path: &Path, width: usize) -> Result<()> {
 /// Every task has at least one present label among the training rows: a task whose
 /// labels are all missing would train with a loss of 0 and learn nothing.
 fn check_labels_present(config: &Config, train: &Dataset) -> Result<()> {
-    for ((task, source), labels) in config.data.targets.iter().zip(&train.targets) {
-        if labels.iter().any(|v| !v.is_nan()) {
+    let present: Vec<bool> = (train.targets.iter())
+        .map(|labels| labels.iter().any(|v| !v.is_nan()))
+        .collect();
+    check_tasks_have_labels(config, train.rows, &present)
+}
+
+/// [`check_labels_present`] given, for each task, whether its `rows` training rows hold a label.
+fn check_tasks_have_labels(config: &Config, rows: usize, present: &[bool]) -> Result<()> {
+    for ((task, source), &present) in config.data.targets.iter().zip(present) {
+        if present {
             continue;
         }
         let (path, what) = match source {
@@ -123,7 +137,7 @@ fn check_labels_present(config: &Config, train: &Dataset) -> Result<()> {
             format!(
                 "task `{task}`{what}: no label is present in the {} training rows \
                  (all are missing), so the task cannot be trained",
-                train.rows
+                rows
             ),
         ));
     }

@@ -5,6 +5,8 @@
 //! - [`table`]: tables as string columns (a CSV file read whole, or a block of rows).
 //! - [`table_blocks`]: CSV ([`csv_blocks`]) or Parquet ([`parquet`]) tables read a block of
 //!   rows at a time, for data larger than memory.
+//! - [`source`]: a table read in blocks and encoded by a fitted preprocessing, as a
+//!   `data::DataSource`.
 //! - [`preprocess`]: CSV cells → standardised / one-hot inputs and class labels, stored with a model.
 //! - [`plot`]: the PNG figures of `tandem inspect` (allocation heatmap, task weights).
 //! - [`dataset`]: a config's data loaded, validated and split into training and validation rows
@@ -16,6 +18,7 @@ pub mod npy;
 pub mod parquet;
 pub mod plot;
 pub mod preprocess;
+pub mod source;
 pub mod table;
 pub mod table_blocks;
 
@@ -28,5 +31,6 @@ pub use dataset::{load_all, load_split, split_rows};
 pub use preprocess::{
     FeatureTransform, Features, Preprocess, PreprocessFit, Standardize, TargetTransform,
 };
+pub use source::TableSource;
 pub use table::Table;
 pub use table_blocks::{open_blocks, TableBlocks};
