@@ -259,6 +259,27 @@ fn codecs_read_alike_and_zstd_is_an_error_naming_it() {
 }
 
 #[test]
+fn text_that_is_not_utf8_is_an_error_naming_the_row() {
+    // plain.parquet stores `label` plainly (no dictionary, no codec): a 4-byte length, then the
+    // bytes. Its first value, "a", becomes the byte 0xff.
+    let mut bytes = std::fs::read(fixture("plain.parquet")).unwrap();
+    let at = bytes
+        .windows(5)
+        .position(|w| w == [1, 0, 0, 0, b'a'])
+        .unwrap();
+    bytes[at + 4] = 0xff;
+    let dir = scratch("parquet", "utf8");
+    let path = dir.join("latin1.parquet");
+    std::fs::write(&path, bytes).unwrap();
+    let e = err(read_table(&path, &names(&["label"])));
+    says(
+        &e,
+        &["latin1.parquet", "row 0 (0-based)", "`label`", "not UTF-8"],
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
 fn a_file_without_rows_is_an_error() {
     let e = err(read_table(&fixture("empty.parquet"), &names(&["x"])));
     says(&e, &["empty.parquet", "no rows"]);

@@ -18,14 +18,14 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Once};
 
-use ::parquet::file::metadata::{ParquetMetaData, ParquetMetaDataReader};
+use ::parquet::file::metadata::{ParquetMetaData, ParquetMetaDataReader, RowGroupMetaData};
 
 use crate::error::{Error, Result};
 use crate::io::table::{column_index, RowNumbering, Table};
 use crate::io::table_blocks::{check_block, TableBlocks};
 use column::{group_reader, read_rows, unreadable_codec, CheckedFile, ReadError};
 pub use files::{is_parquet, part_files};
-use schema::Column;
+use schema::{CellKind, Column};
 
 /// One part file: its metadata and where its rows start among all parts.
 struct Part {
@@ -136,39 +136,10 @@ impl ParquetBlocks {
                 continue;
             }
             let group = part.meta.row_group(g);
-            if let Some(codec) = unreadable_codec(group, how.1) {
-                return Err(Error::data(
-                    &part.path,
-                    format!(
-                        "column `{name}` is compressed with {codec}, which this build of tandem \
-                         does not read (it reads SNAPPY, GZIP, LZ4 and uncompressed files); \
-                         write the file with another codec, e.g. pyarrow's compression=\"snappy\""
-                    ),
-                ));
-            }
-            let read = contain(&part.path, || {
-                let reader = group_reader(&file, group)
-                    .map_err(|e| corrupt(&part.path, g, name, &e.to_string()))?;
-                read_rows(&reader, how, lo - start, hi - lo, out).map_err(|e| match e {
-                    ReadError::Parquet(e) => corrupt(&part.path, g, name, &e.to_string()),
-                    ReadError::NotUtf8 { row } => Error::data(
-                        &part.path,
-                        format!(
-                            "row {} (0-based), column `{name}`: the text is not UTF-8",
-                            start + row
-                        ),
-                    ),
-                    ReadError::Short { expected, found } => corrupt(
-                        &part.path,
-                        g,
-                        name,
-                        &format!(
-                            "the metadata says {expected} rows or more, the pages hold {found}"
-                        ),
-                    ),
-                })
-            });
-            read?;
+            let rows = (lo - start, hi - lo);
+            contain(&part.path, || {
+                read_group(&part.path, (&file, group, g, start), (name, how), rows, out)
+            })?;
         }
         Ok(())
     }
@@ -308,6 +279,44 @@ fn same_columns(first: &Part, part: &Part) -> Result<()> {
         ));
     }
     Ok(())
+}
+
+/// Appends rows `[skip, skip + take)` of column `name` (read as `how`) of row group `g` of the
+/// part file at `path`, whose first row is row `first` of the file, to `out`.
+fn read_group(
+    path: &Path,
+    (file, group, g, first): (&Arc<CheckedFile>, &RowGroupMetaData, usize, usize),
+    (name, how): (&str, (CellKind, usize, i16)),
+    (skip, take): (usize, usize),
+    out: &mut Vec<String>,
+) -> Result<()> {
+    if let Some(codec) = unreadable_codec(group, how.1) {
+        return Err(Error::data(
+            path,
+            format!(
+                "column `{name}` is compressed with {codec}, which this build of tandem does \
+                 not read (it reads SNAPPY, GZIP, LZ4 and uncompressed files); write the file \
+                 with another codec, e.g. pyarrow's compression=\"snappy\""
+            ),
+        ));
+    }
+    let reader = group_reader(file, group).map_err(|e| corrupt(path, g, name, &e.to_string()))?;
+    read_rows(&reader, how, skip, take, out).map_err(|e| match e {
+        ReadError::Parquet(e) => corrupt(path, g, name, &e.to_string()),
+        ReadError::NotUtf8 { row } => Error::data(
+            path,
+            format!(
+                "row {} (0-based), column `{name}`: the text is not UTF-8",
+                first + row
+            ),
+        ),
+        ReadError::Short { expected, found } => corrupt(
+            path,
+            g,
+            name,
+            &format!("its pages hold {found} rows, its metadata {expected} or more"),
+        ),
+    })
 }
 
 /// A read of row group `group`, column `column` that the parquet crate could not finish.
