@@ -18,7 +18,7 @@ pub mod npy;
 pub mod parquet;
 pub mod plot;
 pub mod preprocess;
-pub mod source;
+pub mod table_source;
 pub mod table;
 pub mod table_blocks;
 

@@ -16,7 +16,7 @@ use crate::data::DataSource;
 use crate::error::{Error, Result};
 use crate::io::config::{Config, FeatureSource};
 use crate::io::preprocess::{Preprocess, PreprocessFit};
-use crate::io::source::TableSource;
+use crate::io::table_source::TableSource;
 use crate::io::table::is_missing;
 use crate::io::table_blocks::{open_blocks, TableBlocks, BLOCK_ROWS};
 
