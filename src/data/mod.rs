@@ -5,7 +5,7 @@
 
 use crate::model::spec::preprocess::Preprocess;
 
-pub mod table_source;
+pub mod source;
 pub use source::{DataSource, Subset};
 
 /// Features and labels of a set of rows, ready for a backend.
