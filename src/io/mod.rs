@@ -31,6 +31,6 @@ pub use dataset::{load_all, load_split, split_rows};
 pub use preprocess::{
     FeatureTransform, Features, Preprocess, PreprocessFit, Standardize, TargetTransform,
 };
-pub use source::TableSource;
+pub use table_source::TableSource;
 pub use table::Table;
 pub use table_blocks::{open_blocks, TableBlocks};
