@@ -5,8 +5,8 @@
 //! that existed before byte-identical.
 //!
 //! A case is: its name, the files of its scratch folder (on top of a valid
-//! penguins config, its CSV, an npy config with its arrays and a trained
-//! model), the command line (`{dir}` is the scratch folder), the expected exit
+//! penguins config, its CSV and Parquet tables, an npy config with its arrays
+//! and a trained model), the command line (`{dir}` is the scratch folder), the expected exit
 //! status, and the words the message must contain.
 
 use std::collections::BTreeMap;
@@ -90,6 +90,15 @@ features = "x.npy"
 click = "y.npy"
 "#;
 
+/// A config over tests/fixtures/parquet's small table (columns x, n, label).
+const SMALL_PARQUET: &str = "[model]\ntrunk = [4]\nactivation = \"relu\"\n[[tasks]]\nname = \"label\"\nkind = \"binary\"\n[train]\nepochs = 1\nbatch_size = 2\n[data]\npath = \"small.parquet\"\nfeatures = [\"x\", \"n\"]\n[data.targets]\nlabel = \"label\"\n";
+
+/// A config whose feature is the list column of tests/fixtures/parquet/unsupported.parquet.
+const LIST_PARQUET: &str = "[model]\ntrunk = [4]\nactivation = \"relu\"\n[[tasks]]\nname = \"ok\"\nkind = \"regression\"\n[train]\nepochs = 1\nbatch_size = 2\n[data]\npath = \"small.parquet\"\nfeatures = [\"tags\"]\n[data.targets]\nok = \"ok\"\n";
+
+/// A config whose feature is the timestamp column of tests/fixtures/parquet/unsupported.parquet.
+const TIMESTAMP_PARQUET: &str = "[model]\ntrunk = [4]\nactivation = \"relu\"\n[[tasks]]\nname = \"ok\"\nkind = \"regression\"\n[train]\nepochs = 1\nbatch_size = 2\n[data]\npath = \"small.parquet\"\nfeatures = [\"when\"]\n[data.targets]\nok = \"ok\"\n";
+
 /// Every case. Keep one line of intent per case; add new ones at the end of their group.
 const CASES: &[Case] = &[
     // --- config: syntax, keys, types, values -----------------------------------------------
@@ -149,6 +158,14 @@ const CASES: &[Case] = &[
     c("csv header only", &[("penguins.csv", Text("species,island,bill_length_mm,bill_depth_mm,flipper_length_mm,body_mass_g,sex,year\n"))], &["train", "{dir}/run.toml"], 1, &["penguins.csv"]),
     c("csv ragged row", &[("penguins.csv", Csv("Adelie,Torgersen,39.1,18.7,181,3750,male,2007", "Adelie,Torgersen,39.1"))], &["train", "{dir}/run.toml"], 1, &["penguins.csv", "line 2"]),
     c("csv binary target with three values", &[("penguins.csv", Csv("Adelie,Torgersen,39.1,18.7,181,3750,male,2007", "Adelie,Torgersen,39.1,18.7,181,3750,other,2007"))], &["train", "{dir}/run.toml"], 1, &["sex"]),
+    // --- Parquet data ------------------------------------------------------------------------
+    c("parquet missing", &[("run.toml", Penguins(&[("penguins.csv", "gone.parquet")]))], &["train", "{dir}/run.toml"], 1, &["gone.parquet"]),
+    c("parquet not parquet", &[("run.toml", Penguins(&[("penguins.csv", "bad.parquet")])), ("bad.parquet", Text("PAR1 and nothing else"))], &["train", "{dir}/run.toml"], 1, &["bad.parquet", "not a readable Parquet file"]),
+    c("parquet feature column missing", &[("run.toml", Penguins(&[("penguins.csv", "penguins.parquet"), ("\"island\"]", "\"iland\"]")]))], &["train", "{dir}/run.toml"], 1, &["penguins.parquet", "iland"]),
+    c("parquet pattern matches nothing", &[("run.toml", Penguins(&[("penguins.csv", "part-*.parquet")]))], &["train", "{dir}/run.toml"], 1, &["part-*.parquet", "no file matches"]),
+    c("parquet zstd codec", &[("run.toml", Text(SMALL_PARQUET)), ("small.parquet", Bytes(include_bytes!("fixtures/parquet/zstd.parquet")))], &["train", "{dir}/run.toml"], 1, &["small.parquet", "ZSTD"]),
+    c("parquet list column", &[("run.toml", Text(LIST_PARQUET)), ("small.parquet", Bytes(include_bytes!("fixtures/parquet/unsupported.parquet")))], &["train", "{dir}/run.toml"], 1, &["small.parquet", "`tags`", "a list"]),
+    c("parquet timestamp feature", &[("run.toml", Text(TIMESTAMP_PARQUET)), ("small.parquet", Bytes(include_bytes!("fixtures/parquet/unsupported.parquet")))], &["train", "{dir}/run.toml"], 1, &["small.parquet", "`when`", "Timestamp"]),
     // --- npy data ----------------------------------------------------------------------------
     c("npy features missing", &[("npy.toml", NpyConfig("x.npy", "gone.npy"))], &["train", "{dir}/npy.toml"], 1, &["gone.npy"]),
     c("npy not an array", &[("x.npy", Text("not numpy at all"))], &["train", "{dir}/npy.toml"], 1, &["x.npy"]),
@@ -173,10 +190,12 @@ const CASES: &[Case] = &[
     c("predict model spec format unknown", &[("m.safetensors", Model("tandem-2", "tandem-9"))], &["predict", "{dir}/m.safetensors", "--features", "{dir}/x.npy", "--out", "{dir}/p.csv"], 1, &["tandem-9"]),
     c("predict features missing", &[], &["predict", "{dir}/model.safetensors", "--features", "{dir}/gone.npy", "--out", "{dir}/p.csv"], 1, &["gone.npy"]),
     c("predict features wrong width", &[], &["predict", "{dir}/model.safetensors", "--features", "{dir}/x.npy", "--out", "{dir}/p.csv"], 1, &["x.npy"]),
-    c("predict features extension unknown", &[("x.parquet", Text("PAR1"))], &["predict", "{dir}/model.safetensors", "--features", "{dir}/x.parquet", "--out", "{dir}/p.csv"], 1, &["x.parquet"]),
+    c("predict parquet not parquet", &[("x.parquet", Text("PAR1"))], &["predict", "{dir}/model.safetensors", "--features", "{dir}/x.parquet", "--out", "{dir}/p.csv"], 1, &["x.parquet"]),
     c("predict csv column missing", &[("few.csv", Text("species,island\nAdelie,Dream\n"))], &["predict", "{dir}/model.safetensors", "--features", "{dir}/few.csv", "--out", "{dir}/p.csv"], 1, &["bill_length_mm"]),
+    c("predict parquet column missing", &[("few.parquet", Bytes(include_bytes!("fixtures/parquet/plain.parquet")))], &["predict", "{dir}/model.safetensors", "--features", "{dir}/few.parquet", "--out", "{dir}/p.csv"], 1, &["few.parquet", "bill_length_mm"]),
     c("eval model missing", &[], &["eval", "{dir}/gone.safetensors", "--data", "{dir}/run.toml"], 1, &["gone.safetensors"]),
     c("eval config missing", &[], &["eval", "{dir}/model.safetensors", "--data", "{dir}/gone.toml"], 1, &["gone.toml"]),
+    c("eval parquet not parquet", &[("run.toml", Penguins(&[("penguins.csv", "bad.parquet")])), ("bad.parquet", Bytes(b"PAR1\x00\x00PAR1"))], &["eval", "{dir}/model.safetensors", "--data", "{dir}/run.toml"], 1, &["bad.parquet"]),
     c("inspect model missing", &[], &["inspect", "{dir}/gone.safetensors", "--data", "{dir}/run.toml"], 1, &["gone.safetensors"]),
     c("init missing", &[], &["train", "{dir}/run.toml", "--init", "{dir}/gone.safetensors"], 1, &["gone.safetensors"]),
     c("init not safetensors", &[("init.safetensors", Text("nope"))], &["train", "{dir}/run.toml", "--init", "{dir}/init.safetensors"], 1, &["init.safetensors"]),
@@ -219,6 +238,8 @@ fn base() -> &'static BTreeMap<String, Vec<u8>> {
         std::fs::create_dir_all(&dir).unwrap();
         let csv = std::fs::read(root.join("examples/penguins/penguins.csv")).unwrap();
         std::fs::write(dir.join("penguins.csv"), &csv).unwrap();
+        let parquet = std::fs::read(root.join("examples/penguins/penguins.parquet")).unwrap();
+        std::fs::write(dir.join("penguins.parquet"), &parquet).unwrap();
         std::fs::write(dir.join("run.toml"), PENGUINS).unwrap();
         std::fs::write(dir.join("npy.toml"), NPY_CONFIG).unwrap();
         let x: Vec<f32> = (0..24).map(|i| (i as f32 * 0.37).sin()).collect();

@@ -1,5 +1,6 @@
 //! Mutation fuzzing of every loader a user's file reaches: the TOML config,
-//! `.npy` arrays, CSV tables (through the whole CSV dataset path), and
+//! `.npy` arrays, CSV tables (through the whole CSV dataset path), Parquet
+//! tables (read whole, in blocks, and through the dataset path), and
 //! safetensors model files (header, tensors and the spec in the metadata).
 //!
 //! Each loader gets `TANDEM_FUZZ_CASES` (default 5,000) inputs made by seeded
@@ -255,6 +256,32 @@ fn csv_dataset() {
     let config = std::fs::read_to_string(fixture("examples/penguins/penguins.toml")).unwrap();
     fuzz("csv", head.as_bytes(), true, "penguins.csv", &|p| {
         let cfg_path = p.with_file_name("penguins.toml");
+        if !cfg_path.exists() {
+            std::fs::write(&cfg_path, &config).unwrap();
+        }
+        if let Ok(mut cfg) = tandem::Config::load(&cfg_path) {
+            let _ = tandem::io::load_split(&mut cfg);
+        }
+    });
+}
+
+#[test]
+fn parquet_tables() {
+    // The penguins table as Parquet (three row groups, snappy, dictionary pages), read whole,
+    // in blocks across row groups, and through the parquet config's dataset path.
+    let base = std::fs::read(fixture("examples/penguins/penguins.parquet")).unwrap();
+    let config = std::fs::read_to_string(fixture("examples/penguins/parquet.toml")).unwrap();
+    let columns: Vec<String> = ["species", "island", "bill_length_mm", "sex", "year"]
+        .iter()
+        .map(|c| c.to_string())
+        .collect();
+    fuzz("parquet", &base, false, "penguins.parquet", &|p| {
+        let _ = tandem::io::table_blocks::read_table(p, &columns);
+        if let Ok(mut blocks) = tandem::io::open_blocks(p, 100) {
+            let rows = blocks.rows();
+            let _ = blocks.read(rows / 3, rows - rows / 3, &columns);
+        }
+        let cfg_path = p.with_file_name("parquet.toml");
         if !cfg_path.exists() {
             std::fs::write(&cfg_path, &config).unwrap();
         }

@@ -163,3 +163,40 @@ fn predict_reads_and_writes_a_block_at_a_time() {
     assert_eq!(last, vec![got[(rows - 1) * 2], got[(rows - 1) * 2 + 1]]);
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn streamed_tables_train_as_resident_tables() {
+    // The penguins table as CSV and as Parquet, read in blocks and streamed in
+    // shards of 3 batches, against the table loaded whole.
+    let dir = scratch("large-cli", "tables");
+    let here = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/penguins");
+    for file in ["penguins.csv", "penguins.parquet"] {
+        std::fs::copy(here.join(file), dir.join(file)).unwrap();
+    }
+    let base = std::fs::read_to_string(here.join("parquet.toml"))
+        .unwrap()
+        .replace("epochs = 100", "epochs = 3")
+        .replace("shuffle = true", "shuffle = false");
+    for table in ["penguins.csv", "penguins.parquet"] {
+        let mut logs = Vec::new();
+        for (name, keys) in [
+            ("whole", "stream = false"),
+            ("blocks", "stream = true\nshard_rows = 48"),
+        ] {
+            let cfg = base
+                .replace("path = \"penguins.parquet\"", &format!("path = \"{table}\"\n{keys}"));
+            let path = dir.join(format!("{name}.toml"));
+            std::fs::write(&path, cfg).unwrap();
+            let log = dir.join(format!("{name}.csv"));
+            let o = tandem(&["train", s(&path), "--backend", "cpu", "--log", s(&log), "--quiet"]);
+            let err = String::from_utf8_lossy(&o.stderr).into_owned();
+            assert!(o.status.success(), "{table} {name}:\n{err}");
+            let out = String::from_utf8_lossy(&o.stdout).into_owned();
+            logs.push((std::fs::read(&log).unwrap(), out, err));
+        }
+        assert!(logs[1].2.contains("streamed in shards of 48 rows"), "{}", logs[1].2);
+        assert!(logs[0].0 == logs[1].0, "{table}: the --log files differ");
+        assert_eq!(logs[0].1, logs[1].1, "{table}: the printed metrics differ");
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}

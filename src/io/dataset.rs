@@ -3,8 +3,14 @@
 //!
 //! Two sources:
 //! - npy: a features file [N, I] and one file per task [N, label_width]; NaN = missing label.
-//! - CSV: named columns of one file, encoded by a [`Preprocess`] fitted on the training rows.
-//!   Rows with a missing feature are dropped (one warning counts them); missing labels are NaN.
+//! - a table, CSV or Parquet (a file, a folder of part files or a pattern): named columns,
+//!   encoded by a [`Preprocess`] fitted on the training rows. Rows with a missing feature are
+//!   dropped (one warning counts them); missing labels are NaN.
+//!
+//! [`load_split`] holds the data in memory; [`open_table_split`] reads a table in blocks, for
+//! data larger than memory, and gives the same rows, statistics and encodings.
+
+mod streamed;
 
 use std::path::Path;
 
@@ -18,7 +24,9 @@ use crate::io::config::{Config, FeatureSource, TargetSource};
 use crate::io::npy;
 use crate::io::preprocess::Preprocess;
 use crate::io::table::{is_missing, Table};
+use crate::io::table_blocks::read_table;
 use crate::model::spec::{TaskKind, TaskSpec};
+pub use streamed::{open_table_split, open_table_split_with, TableSplit};
 
 /// Loads the data of `config`, split by `data.validation` with the seed `train.seed`.
 ///
@@ -108,8 +116,16 @@ pub(crate) fn set_inputs(config: &mut Config, path: &Path, width: usize) -> Resu
 /// Every task has at least one present label among the training rows: a task whose
 /// labels are all missing would train with a loss of 0 and learn nothing.
 fn check_labels_present(config: &Config, train: &Dataset) -> Result<()> {
-    for ((task, source), labels) in config.data.targets.iter().zip(&train.targets) {
-        if labels.iter().any(|v| !v.is_nan()) {
+    let present: Vec<bool> = (train.targets.iter())
+        .map(|labels| labels.iter().any(|v| !v.is_nan()))
+        .collect();
+    check_tasks_have_labels(config, train.rows, &present)
+}
+
+/// [`check_labels_present`] given, for each task, whether its `rows` training rows hold a label.
+fn check_tasks_have_labels(config: &Config, rows: usize, present: &[bool]) -> Result<()> {
+    for ((task, source), &present) in config.data.targets.iter().zip(present) {
+        if present {
             continue;
         }
         let (path, what) = match source {
@@ -121,7 +137,7 @@ fn check_labels_present(config: &Config, train: &Dataset) -> Result<()> {
             format!(
                 "task `{task}`{what}: no label is present in the {} training rows \
                  (all are missing), so the task cannot be trained",
-                train.rows
+                rows
             ),
         ));
     }
@@ -295,10 +311,10 @@ fn label_ok(task: &TaskSpec, v: f32) -> bool {
 }
 
 // ---------------------------------------------------------------------------------------------
-// CSV
+// Tables (CSV, Parquet)
 // ---------------------------------------------------------------------------------------------
 
-/// The CSV file of a config whose features are columns.
+/// The table (CSV or Parquet) of a config whose features are columns.
 fn csv_path(config: &Config) -> std::path::PathBuf {
     config
         .data
@@ -326,15 +342,17 @@ fn target_columns(config: &Config) -> Result<Vec<String>> {
         .collect()
 }
 
-/// Reads the CSV, checks every named column exists, and returns the table with the data rows
-/// that have every feature (the others are dropped with one warning).
+/// Reads the table (CSV, or the named Parquet columns), checks every named column exists, and
+/// returns it with the data rows that have every feature (the others are dropped with one
+/// warning).
 fn read_csv(
     config: &Config,
     features: &[String],
     targets: &[String],
 ) -> Result<(Table, Vec<usize>)> {
-    let table = Table::read(csv_path(config))?;
-    for column in features.iter().chain(targets) {
+    let columns: Vec<String> = features.iter().chain(targets).cloned().collect();
+    let table = read_table(&csv_path(config), &columns)?;
+    for column in &columns {
         table.column_index(column)?;
     }
     let feature_cells: Vec<&[String]> = features
@@ -344,21 +362,26 @@ fn read_csv(
     let kept: Vec<usize> = (0..table.rows)
         .filter(|&r| feature_cells.iter().all(|cells| !is_missing(&cells[r])))
         .collect();
-    let dropped = table.rows - kept.len();
-    if kept.is_empty() {
+    report_dropped(&table.path, table.rows, kept.len())?;
+    Ok((table, kept))
+}
+
+/// Warns about the rows dropped for a missing feature; none left is an error.
+fn report_dropped(path: &Path, rows: usize, kept: usize) -> Result<()> {
+    if kept == 0 {
         return Err(Error::data(
-            &table.path,
-            format!("no rows left: all {} rows miss a feature", table.rows),
+            path,
+            format!("no rows left: all {rows} rows miss a feature"),
         ));
     }
-    if dropped > 0 {
+    if kept < rows {
         log::warn!(
-            "{}: dropped {dropped} of {} rows with a missing feature",
-            table.path.display(),
-            table.rows
+            "{}: dropped {} of {rows} rows with a missing feature",
+            path.display(),
+            rows - kept
         );
     }
-    Ok((table, kept))
+    Ok(())
 }
 
 fn csv_split(config: &mut Config, features: &[String]) -> Result<Split> {

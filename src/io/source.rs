@@ -1,15 +1,18 @@
 //! A config's data as sources read a block at a time (`data::DataSource`),
 //! split into training and validation rows exactly as `load_split` splits
 //! them, so data larger than memory can be trained on: npy files are read
-//! by rows from the files; CSV tables are read into memory.
+//! by rows from the files; a table (CSV or Parquet) is read into memory, or,
+//! when it is to be streamed, in blocks (`io::dataset::open_table_split`).
 
 use std::path::{Path, PathBuf};
 
 use crate::data::{DataSource, Dataset, Subset};
 use crate::error::{Error, Result};
+use crate::io::config::StreamMode;
 use crate::io::config::{Config, FeatureSource, TargetSource};
 use crate::io::dataset::{
-    check_finite_rows, check_labels, check_split_size, load_split, set_inputs, split_rows,
+    check_finite_rows, check_labels, check_split_size, load_split, open_table_split, set_inputs,
+    split_rows,
 };
 use crate::io::npy_rows::NpyRows;
 use crate::io::preprocess::Preprocess;
@@ -30,10 +33,20 @@ pub struct SourceSplit {
 /// Opens the data of `config` as sources, split by `data.validation` with
 /// the seed `train.seed` (the same rows as `load_split`). Fills
 /// `config.model.inputs` as `load_split` does. npy data is read from the
-/// files block by block; CSV data is loaded into memory.
+/// files block by block; a table is read in blocks when `data.stream` is
+/// true, or "auto" and its files take more than a quarter of the memory
+/// budget, and loaded into memory otherwise.
 pub fn open_split(config: &mut Config) -> Result<SourceSplit> {
     let path = match config.data.features.clone() {
         FeatureSource::Npy(path) => path,
+        FeatureSource::Columns(_) if table_streams(config) => {
+            let (train, valid, pre) = open_table_split(config)?;
+            return Ok(SourceSplit {
+                train,
+                valid,
+                preprocess: Some(pre),
+            });
+        }
         FeatureSource::Columns(_) => {
             let split = load_split(config)?;
             return Ok(SourceSplit {
@@ -65,6 +78,31 @@ pub fn open_split(config: &mut Config) -> Result<SourceSplit> {
         valid: Some(Box::new(Subset::new(Box::new(again), valid)?)),
         preprocess: None,
     })
+}
+
+/// Whether `config`'s table is read in blocks rather than whole.
+fn table_streams(config: &Config) -> bool {
+    let plan = &config.data.plan;
+    match plan.stream {
+        StreamMode::Always => true,
+        StreamMode::Never => false,
+        StreamMode::Auto => {
+            let budget = plan.budget();
+            let files = config.data.path.as_deref().map_or(0, table_bytes);
+            files > budget / 4
+        }
+    }
+}
+
+/// Bytes on disk of a table path: a file, or every file of a folder or pattern.
+fn table_bytes(path: &Path) -> u64 {
+    let size = |p: &Path| std::fs::metadata(p).map_or(0, |m| m.len());
+    match crate::io::parquet::part_files(path) {
+        Ok(parts) if crate::io::table_blocks::is_parquet(path) => {
+            parts.iter().map(|p| size(p)).sum()
+        }
+        _ => size(path),
+    }
 }
 
 /// A features file [N, I] and one labels file per task [N, label_width],

@@ -138,6 +138,25 @@ pub struct DataPlan {
     pub chunk_rows: Option<usize>,
 }
 
+/// The budget when `memory_budget` is not set and the available memory
+/// cannot be read: 4 GiB.
+const FALLBACK_BUDGET: u64 = 4 << 30;
+
+impl DataPlan {
+    /// `memory_budget`, or half the memory the system says is available
+    /// (Linux), else 4 GiB.
+    pub fn budget(&self) -> u64 {
+        self.memory_budget.unwrap_or_else(|| {
+            let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+            meminfo
+                .lines()
+                .find_map(|l| l.strip_prefix("MemAvailable:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+                .map_or(FALLBACK_BUDGET, |kib| kib * 1024 / 2)
+        })
+    }
+}
+
 /// When the training rows are streamed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum StreamMode {

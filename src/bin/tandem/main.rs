@@ -75,7 +75,8 @@ enum Command {
     /// Predictions of a saved model for a feature file.
     Predict {
         model: PathBuf,
-        /// Features: .npy [N, inputs] or .csv with the training columns.
+        /// Features: .npy [N, inputs], or .csv / .parquet (a file, folder or part-*.parquet
+        /// pattern) with the training columns.
         #[arg(long)]
         features: PathBuf,
         /// Output: .csv (one column per output, class names for multiclass) or .npy [N, Σ outputs].

@@ -1,5 +1,5 @@
-//! `tandem predict`: a saved model's predictions for a feature file, as CSV
-//! (named columns, class names) or npy.
+//! `tandem predict`: a saved model's predictions for a feature file (npy, or a CSV or
+//! Parquet table), as CSV (named columns, class names) or npy.
 
 use super::output::{check, Outputs};
 use anyhow::{bail, Context, Result};
@@ -19,8 +19,9 @@ pub fn predict(model_path: &Path, features: &Path, out: &Path, backend: &str) ->
     check(out, "--out")?;
     let choice: BackendChoice = backend.parse()?;
     let model = Model::load(model_path)?;
-    let is_csv = features.extension().is_some_and(|e| e == "csv");
-    let mut source = if is_csv {
+    let is_table = features.extension().is_some_and(|e| e == "csv")
+        || tandem::io::table_blocks::is_parquet(features);
+    let mut source = if is_table {
         let pre = model.preprocess.as_ref().with_context(|| {
             format!(
                 "{} was trained on npy data: give --features as .npy",

@@ -535,17 +535,19 @@ fn categorical_from(src: &Source, d: &RawData, features: &FeatureSource) -> Resu
     Ok(list.get_ref().clone())
 }
 
-/// `data.features`: a file name (npy) or column names of `data.path` (CSV).
+/// `data.features`: a file name (npy) or column names of `data.path` (CSV or Parquet).
 fn features_from(src: &Source, d: &RawData, dir: &Path) -> Result<FeatureSource> {
     let span = d.features.span();
     match (d.features.get_ref(), &d.path) {
-        (RawFeatures::File(f), None) if f.ends_with(".csv") => Err(src.err(
-            span,
-            format!(
-                "data.features = \"{f}\": a CSV source is written as data.path = \"{f}\" \
-                 with features = [\"column\", ...]"
-            ),
-        )),
+        (RawFeatures::File(f), None) if f.ends_with(".csv") || f.ends_with(".parquet") => {
+            Err(src.err(
+                span,
+                format!(
+                    "data.features = \"{f}\": a table is written as data.path = \"{f}\" \
+                     with features = [\"column\", ...]"
+                ),
+            ))
+        }
         (RawFeatures::File(f), None) => Ok(FeatureSource::Npy(dir.join(f))),
         (RawFeatures::File(_), Some(p)) => Err(src.err(
             span,
@@ -556,7 +558,7 @@ fn features_from(src: &Source, d: &RawData, dir: &Path) -> Result<FeatureSource>
         )),
         (RawFeatures::Columns(_), None) => Err(src.err(
             span,
-            "data.features lists columns, so data.path must name the CSV file holding them",
+            "data.features lists columns, so data.path must name the CSV or Parquet data holding them",
         )),
         (RawFeatures::Columns(c), Some(_)) => {
             check_columns(src, span, c)?;

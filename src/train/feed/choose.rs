@@ -9,10 +9,6 @@ use crate::model::ModelSpec;
 use crate::train::config::{DataPlan, StreamMode};
 use crate::Result;
 
-/// The budget when `memory_budget` is not set and the available memory
-/// cannot be read: 4 GiB.
-const FALLBACK_BUDGET: u64 = 4 << 30;
-
 /// How a run holds its training rows.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Decision {
@@ -23,16 +19,6 @@ pub struct Decision {
     /// Says which and why, e.g. "resident in 7 chunks (800.0 MB; one binding
     /// holds 128.0 MiB)".
     pub why: String,
-}
-
-/// Half the memory the system says is available (Linux), else 4 GiB.
-pub fn default_budget() -> u64 {
-    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
-    meminfo
-        .lines()
-        .find_map(|l| l.strip_prefix("MemAvailable:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        .map_or(FALLBACK_BUDGET, |kib| kib * 1024 / 2)
 }
 
 /// Decides for `source` (training rows of `spec`) on `b` in batches of `batch`.
@@ -46,12 +32,10 @@ pub fn decide(
     let widths = device_label_widths(spec);
     let per_row = 4 * (source.inputs() + widths.iter().sum::<usize>()) as u64;
     let bytes = per_row * source.rows() as u64;
-    let (budget, said) = match plan.memory_budget {
-        Some(b) => (b, "memory_budget"),
-        None => (
-            default_budget(),
-            "memory budget (half the available memory)",
-        ),
+    let budget = plan.budget();
+    let said = match plan.memory_budget {
+        Some(_) => "memory_budget",
+        None => "memory budget (half the available memory)",
     };
     let chunk_rows = match plan.chunk_rows {
         Some(c) => c,

@@ -1,6 +1,7 @@
-//! What turns CSV cells into model inputs and labels, fitted on the training rows and stored
-//! with the model (as JSON in the weights file's metadata) so `eval` and `predict` apply the
-//! very same mapping.
+//! What turns table cells (CSV or Parquet) into model inputs and labels, fitted on the training
+//! rows and stored with the model (as JSON in the weights file's metadata) so `eval` and
+//! `predict` apply the very same mapping. The fit is [`PreprocessFit`], fed a table block by
+//! block; [`Preprocess::fit`] feeds it one table held whole.
 //!
 //! - A numeric feature column is standardised: `(x − mean) / std`, population std over the
 //!   training rows (std 0 → 1). A missing cell at predict time becomes the mean (0).
@@ -10,17 +11,20 @@
 //!   numeric labels are used as they are. Regression labels are standardised like features and
 //!   mapped back with [`Preprocess::unscale_regression`].
 
-use std::collections::BTreeSet;
+mod fit;
+
 use std::path::Path;
 
 use crate::error::{Error, Result};
-use crate::io::table::{is_missing, is_numeric, parse_number, Table};
+use crate::io::table::{is_missing, RowRef, Table};
+use crate::io::table_blocks::read_table;
 pub use crate::model::spec::preprocess::{
     FeatureTransform, Preprocess, Standardize, TargetTransform,
 };
 use crate::model::spec::{TaskKind, TaskSpec};
+pub use fit::PreprocessFit;
 
-/// Model inputs encoded from a CSV by [`Preprocess::apply_features`].
+/// Model inputs encoded from a table by [`Preprocess::apply_features`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct Features {
     /// Rows (one per data row of the file, none dropped).
@@ -52,20 +56,13 @@ impl Preprocess {
         train_rows: &[usize],
         label_rows: &[usize],
     ) -> Result<Preprocess> {
-        assert_eq!(tasks.len(), targets.len(), "one target column per task");
-        let features = features
-            .iter()
-            .map(|c| {
-                let declared = categorical.contains(c);
-                fit_feature(table, c, declared, train_rows, label_rows)
-            })
-            .collect::<Result<Vec<_>>>()?;
-        let targets = tasks
-            .iter_mut()
-            .zip(targets)
-            .map(|(task, col)| fit_target(table, col, task, train_rows, label_rows))
-            .collect::<Result<Vec<_>>>()?;
-        Ok(Preprocess { features, targets })
+        let mut fit = PreprocessFit::new(features, categorical, tasks, targets);
+        fit_whole(&mut fit, table, label_rows, train_rows)?;
+        let pre = fit.finish()?;
+        for (task, t) in tasks.iter_mut().zip(&pre.targets) {
+            task.outputs = t.outputs;
+        }
+        Ok(pre)
     }
 
     /// Encodes the feature columns of `rows` of `table`: `[rows.len(), inputs]` row-major.
@@ -112,10 +109,15 @@ impl Preprocess {
             .collect()
     }
 
-    /// Reads the CSV at `path` (the same feature columns as in training) and encodes every row,
-    /// for `predict`. No row is dropped, so outputs line up with the file's rows.
+    /// Reads the CSV or Parquet table at `path` (the same feature columns as in training) and
+    /// encodes every row, for `predict`. No row is dropped, so outputs line up with the rows.
     pub fn apply_features(&self, path: impl AsRef<Path>) -> Result<Features> {
-        let table = Table::read(path)?;
+        let columns: Vec<String> = self
+            .features
+            .iter()
+            .map(|f| f.column().to_string())
+            .collect();
+        let table = read_table(path.as_ref(), &columns)?;
         let rows: Vec<usize> = (0..table.rows).collect();
         let data = self.encode_features(&table, &rows)?;
         Ok(Features {
@@ -127,213 +129,24 @@ impl Preprocess {
     }
 }
 
-// ---------------------------------------------------------------------------------------------
-// Fitting
-// ---------------------------------------------------------------------------------------------
-
-/// A column declared categorical, or one where no cell is a number (all text), is one-hot
-/// encoded; one whose cells are all numbers is standardised. A number column with a text cell
-/// is an error naming the cell: one typo must not turn a measurement into categories.
-fn fit_feature(
+/// Runs `fit` over `table` as its one block, in as many passes as it asks for.
+pub fn fit_whole(
+    fit: &mut PreprocessFit,
     table: &Table,
-    column: &str,
-    declared: bool,
-    train_rows: &[usize],
-    all_rows: &[usize],
-) -> Result<FeatureTransform> {
-    let cells = table.column(column)?;
-    let present = || all_rows.iter().filter(|&&r| !is_missing(&cells[r]));
-    let count = present()
-        .filter(|&&r| cells[r].parse::<f64>().is_ok())
-        .count();
-    if declared || count == 0 && present().next().is_some() {
-        return Ok(FeatureTransform::Categorical {
-            column: column.to_string(),
-            categories: distinct(cells, train_rows),
-        });
-    }
-    if let Some(&r) = present().find(|&&r| cells[r].parse::<f64>().is_err()) {
-        return Err(table.cell_error(
-            r,
-            column,
-            format!(
-                "`{}` is not a number, but {count} other cells of this column are; fix the \
-                 cell, or list the column in data.categorical = [\"{column}\"] to one-hot encode it",
-                cells[r]
-            ),
-        ));
-    }
-    let values = numbers(table, column, cells, train_rows)?;
-    let s = standardize(&values);
-    Ok(FeatureTransform::Numeric {
-        column: column.to_string(),
-        mean: s.mean,
-        std: s.std,
-    })
-}
-
-/// Sorted distinct non-missing cells of `rows`.
-fn distinct(cells: &[String], rows: &[usize]) -> Vec<String> {
-    let set: BTreeSet<&str> = rows
-        .iter()
-        .map(|&r| cells[r].as_str())
-        .filter(|c| !is_missing(c))
-        .collect();
-    set.into_iter().map(str::to_string).collect()
-}
-
-/// The finite numbers of `rows` (missing cells skipped); a non-number or ±inf is an error.
-fn numbers(table: &Table, column: &str, cells: &[String], rows: &[usize]) -> Result<Vec<f64>> {
-    let mut out = Vec::with_capacity(rows.len());
-    for &r in rows {
-        if is_missing(&cells[r]) {
-            continue;
-        }
-        match cells[r].parse::<f64>() {
-            Ok(v) if v.is_finite() => out.push(v),
-            Ok(v) => return Err(table.cell_error(r, column, format!("non-finite value {v}"))),
-            Err(_) => {
-                return Err(table.cell_error(r, column, format!("`{}` is not a number", cells[r])))
-            }
-        }
-    }
-    Ok(out)
-}
-
-/// Mean and population std (std 0 or no values → 1).
-fn standardize(values: &[f64]) -> Standardize {
-    if values.is_empty() {
-        return Standardize {
-            mean: 0.0,
-            std: 1.0,
-        };
-    }
-    let n = values.len() as f64;
-    let mean = values.iter().sum::<f64>() / n;
-    let var = values.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / n;
-    let std = var.sqrt();
-    Standardize {
-        mean: mean as f32,
-        std: if std > 0.0 { std as f32 } else { 1.0 },
-    }
-}
-
-/// Fits one task's label mapping; fills a multiclass `outputs` of 0.
-fn fit_target(
-    table: &Table,
-    column: &str,
-    task: &mut TaskSpec,
-    train_rows: &[usize],
     label_rows: &[usize],
-) -> Result<TargetTransform> {
-    let cells = table.column(column)?;
-    let numeric = is_numeric(cells, label_rows);
-    let mut t = TargetTransform {
-        task: task.name.clone(),
-        column: column.to_string(),
-        kind: task.kind,
-        outputs: task.outputs,
-        classes: None,
-        scale: None,
-    };
-    match (task.kind, numeric) {
-        (TaskKind::Regression, true) => {
-            t.scale = Some(standardize(&numbers(table, column, cells, train_rows)?));
-        }
-        (TaskKind::Regression, false) => {
-            numbers(table, column, cells, label_rows)?; // reports the first non-number
-        }
-        (TaskKind::Binary, true) => {}
-        (TaskKind::Binary, false) => {
-            t.classes = Some(binary_classes(table, column, cells, label_rows)?)
-        }
-        (TaskKind::Multiclass, true) => {
-            t.outputs = numeric_classes(table, column, cells, task, label_rows)?
-        }
-        (TaskKind::Multiclass, false) => {
-            let classes = distinct(cells, label_rows);
-            t.outputs = check_class_count(table, column, task, classes.len(), &classes)?;
-            t.classes = Some(classes);
+    train_rows: &[usize],
+) -> Result<()> {
+    loop {
+        fit.add(table, label_rows, train_rows)?;
+        if !fit.end_pass()? {
+            return Ok(());
         }
     }
-    task.outputs = t.outputs;
-    Ok(t)
 }
 
-/// A binary task's two string values, sorted (→ 0, 1).
-fn binary_classes(
-    table: &Table,
-    column: &str,
-    cells: &[String],
-    rows: &[usize],
-) -> Result<Vec<String>> {
-    let classes = distinct(cells, rows);
-    if classes.len() != 2 {
-        return Err(Error::data(
-            &table.path,
-            format!(
-                "column `{column}`: a binary task needs exactly two distinct values (or 0/1), found {}: {}",
-                classes.len(),
-                preview(&classes)
-            ),
-        ));
-    }
-    Ok(classes)
-}
-
-/// Classes of a multiclass task with numeric labels: max label + 1, checked against `outputs`.
-fn numeric_classes(
-    table: &Table,
-    column: &str,
-    cells: &[String],
-    task: &TaskSpec,
-    rows: &[usize],
-) -> Result<usize> {
-    let mut max = 0usize;
-    for &r in rows {
-        let Some(v) = parse_number(&cells[r]) else {
-            continue;
-        };
-        if v < 0.0 || v.fract() != 0.0 || (task.outputs > 0 && v >= task.outputs as f64) {
-            return Err(class_error(table, column, r, v, task.outputs));
-        }
-        max = max.max(v as usize);
-    }
-    let names: Vec<String> = (0..=max).map(|c| c.to_string()).collect();
-    check_class_count(table, column, task, max + 1, &names)
-}
-
-/// Fills or checks a multiclass task's `outputs` against the `found` classes.
-fn check_class_count(
-    table: &Table,
-    column: &str,
-    task: &TaskSpec,
-    found: usize,
-    classes: &[String],
-) -> Result<usize> {
-    if task.outputs == 0 && found < 2 {
-        return Err(Error::data(
-            &table.path,
-            format!(
-                "column `{column}` (task `{}`): a multiclass task needs at least 2 classes, found {found}: {}",
-                task.name,
-                preview(classes)
-            ),
-        ));
-    }
-    if task.outputs != 0 && task.outputs < found {
-        return Err(Error::data(
-            &table.path,
-            format!(
-                "column `{column}` (task `{}`) has {found} classes ({}) but the config says outputs = {}",
-                task.name,
-                preview(classes),
-                task.outputs
-            ),
-        ));
-    }
-    Ok(task.outputs.max(found))
-}
+// ---------------------------------------------------------------------------------------------
+// Messages
+// ---------------------------------------------------------------------------------------------
 
 /// "a, b, c" (at most 10 shown).
 fn preview(values: &[String]) -> String {
@@ -349,12 +162,13 @@ fn preview(values: &[String]) -> String {
     s
 }
 
-fn class_error(table: &Table, column: &str, row: usize, v: f64, outputs: usize) -> Error {
+/// "class label v is not an integer in 0..C−1", about the cell at `at`.
+fn class_error(at: &RowRef, column: &str, v: f64, outputs: usize) -> Error {
     let range = match outputs {
         0 => "a non-negative integer".to_string(),
         c => format!("an integer in 0..{}", c - 1),
     };
-    table.cell_error(row, column, format!("class label {v} is not {range}"))
+    at.error(column, format!("class label {v} is not {range}"))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -457,7 +271,7 @@ fn encode_label(table: &Table, t: &TargetTransform, row: usize, cell: &str) -> R
     };
     match t.kind {
         TaskKind::Multiclass if v < 0.0 || v.fract() != 0.0 || v >= t.outputs as f64 => {
-            Err(class_error(table, &t.column, row, v, t.outputs))
+            Err(class_error(&table.row_ref(row), &t.column, v, t.outputs))
         }
         TaskKind::Binary if v != 0.0 && v != 1.0 => {
             Err(table.cell_error(row, &t.column, format!("binary label {v} must be 0 or 1")))
