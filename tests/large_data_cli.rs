@@ -183,20 +183,95 @@ fn streamed_tables_train_as_resident_tables() {
             ("whole", "stream = false"),
             ("blocks", "stream = true\nshard_rows = 48"),
         ] {
-            let cfg = base
-                .replace("path = \"penguins.parquet\"", &format!("path = \"{table}\"\n{keys}"));
+            let cfg = base.replace(
+                "path = \"penguins.parquet\"",
+                &format!("path = \"{table}\"\n{keys}"),
+            );
             let path = dir.join(format!("{name}.toml"));
             std::fs::write(&path, cfg).unwrap();
             let log = dir.join(format!("{name}.csv"));
-            let o = tandem(&["train", s(&path), "--backend", "cpu", "--log", s(&log), "--quiet"]);
+            let o = tandem(&[
+                "train",
+                s(&path),
+                "--backend",
+                "cpu",
+                "--log",
+                s(&log),
+                "--quiet",
+            ]);
             let err = String::from_utf8_lossy(&o.stderr).into_owned();
             assert!(o.status.success(), "{table} {name}:\n{err}");
             let out = String::from_utf8_lossy(&o.stdout).into_owned();
             logs.push((std::fs::read(&log).unwrap(), out, err));
         }
-        assert!(logs[1].2.contains("streamed in shards of 48 rows"), "{}", logs[1].2);
+        assert!(
+            logs[1].2.contains("streamed in shards of 48 rows"),
+            "{}",
+            logs[1].2
+        );
         assert!(logs[0].0 == logs[1].0, "{table}: the --log files differ");
         assert_eq!(logs[0].1, logs[1].1, "{table}: the printed metrics differ");
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn predict_reads_a_table_a_block_at_a_time() {
+    // 70,000 penguins rows (the file repeated): two blocks of 65,536 rows.
+    let dir = scratch("large-cli", "table-predict");
+    let here = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/penguins");
+    let csv = std::fs::read_to_string(here.join("penguins.csv")).unwrap();
+    let (header, body) = csv.split_once('\n').unwrap();
+    let body: Vec<&str> = body.lines().filter(|l| !l.contains("NA")).collect();
+    let mut big = format!("{header}\n");
+    for i in 0..70_000 {
+        big.push_str(body[i % body.len()]);
+        big.push('\n');
+    }
+    std::fs::write(dir.join("big.csv"), big).unwrap();
+    std::fs::copy(here.join("penguins.csv"), dir.join("penguins.csv")).unwrap();
+    let cfg = std::fs::read_to_string(here.join("penguins.toml"))
+        .unwrap()
+        .replace("epochs = 100", "epochs = 2");
+    std::fs::write(dir.join("run.toml"), cfg).unwrap();
+    let model = dir.join("m.st");
+    let o = tandem(&[
+        "train",
+        s(&dir.join("run.toml")),
+        "--backend",
+        "cpu",
+        "--out",
+        s(&model),
+        "--quiet",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let (out, big) = (dir.join("p.npy"), dir.join("big.csv"));
+    let args = [
+        "predict",
+        s(&model),
+        "--features",
+        s(&big),
+        "--out",
+        s(&out),
+    ];
+    let o = tandem(&[&args[..], &["--backend", "cpu"]].concat());
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // The same values as the whole table encoded and predicted in memory.
+    let m = tandem::Model::load(&model).unwrap();
+    let f = m
+        .preprocess
+        .as_ref()
+        .unwrap()
+        .apply_features(dir.join("big.csv"))
+        .unwrap();
+    let mut b = tandem::open_backend(tandem::BackendChoice::Cpu).unwrap();
+    let p = tandem::predict(&m, &f.data, f.rows, b.as_mut()).unwrap();
+    let (shape, got) = tandem::io::npy::read_f32(&out).unwrap();
+    assert_eq!(shape[0], 70_000);
+    let width = shape[1];
+    for r in [0, 65_535, 65_536, 69_999] {
+        let species = &p.tasks[0].values[r * 3..r * 3 + 3];
+        assert_eq!(&got[r * width..r * width + 3], species, "row {r}");
     }
     std::fs::remove_dir_all(&dir).ok();
 }

@@ -9,6 +9,8 @@ use std::io::{BufWriter, Write};
 use std::path::Path;
 use tandem::io::dataset::check_finite_rows;
 use tandem::io::npy_rows::NpyRows;
+use tandem::io::table_blocks::{open_blocks, TableBlocks};
+use tandem::io::Preprocess;
 use tandem::train::valid::BlockPredictor;
 use tandem::{BackendChoice, Model, Predictions, TaskKind};
 
@@ -28,8 +30,13 @@ pub fn predict(model_path: &Path, features: &Path, out: &Path, backend: &str) ->
                 model_path.display()
             )
         })?;
-        let f = pre.apply_features(features)?;
-        Rows::Memory(f.rows, f.data)
+        let columns = pre
+            .features
+            .iter()
+            .map(|f| f.column().to_string())
+            .collect();
+        let table = open_blocks(features, BLOCK_ROWS)?;
+        Rows::Table(table, pre, columns)
     } else {
         let x = NpyRows::open(features)?;
         if x.cols != model.spec.inputs {
@@ -78,16 +85,17 @@ pub fn predict(model_path: &Path, features: &Path, out: &Path, backend: &str) ->
     Ok(())
 }
 
-/// Feature rows: a CSV file encoded in memory, or an npy file read by blocks.
-enum Rows {
-    Memory(usize, Vec<f32>),
+/// Feature rows read a block at a time: a CSV or Parquet table's feature
+/// columns encoded as in training (no row dropped), or an npy file.
+enum Rows<'a> {
+    Table(Box<dyn TableBlocks>, &'a Preprocess, Vec<String>),
     File(NpyRows),
 }
 
-impl Rows {
+impl Rows<'_> {
     fn rows(&self) -> usize {
         match self {
-            Rows::Memory(n, _) => *n,
+            Rows::Table(t, ..) => t.rows(),
             Rows::File(x) => x.rows,
         }
     }
@@ -95,9 +103,10 @@ impl Rows {
     /// Rows `[start, start + len)`, checked finite.
     fn read(&mut self, path: &Path, start: usize, len: usize) -> Result<Vec<f32>> {
         match self {
-            Rows::Memory(n, data) => {
-                let w = data.len() / (*n).max(1);
-                Ok(data[start * w..(start + len) * w].to_vec())
+            Rows::Table(table, pre, columns) => {
+                let block = table.read(start, len, columns)?;
+                let rows: Vec<usize> = (0..len).collect();
+                Ok(pre.encode_features(&block, &rows)?)
             }
             Rows::File(x) => {
                 let data = x.read(start, len)?;
