@@ -6,9 +6,8 @@
 //! losses accumulate in a device buffer read once per epoch.
 
 use super::config::{OptimizerConfig, OptimizerKind, TrainConfig};
-use super::feed::{Feed, FeedShape};
+use super::feed::Feed;
 use super::step::counts::StepCounts;
-use super::step::device_rows::max_chunk_rows;
 use super::step::gather::{self, StepCursor};
 use super::step::guard::{self, Divergence};
 use super::step::loss::{self, LossBuffers};
@@ -16,7 +15,7 @@ use super::step::optimizer::{self, ParamBuffers};
 use super::step::StepShape;
 use super::weighting::{GradnormBufs, Weighter};
 use crate::backend::{Backend, ProgramId};
-use crate::data::{DataSource, Dataset, DatasetRef};
+use crate::data::{Dataset, DatasetRef};
 use crate::model::Model;
 use crate::ops::{BufId, Op};
 use crate::{Error, Result};
@@ -24,7 +23,9 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 mod state;
+mod train_rows;
 pub use state::TrainerState;
+pub use train_rows::{check_data, check_source, TrainRows};
 
 /// Steps recorded into one command submission.
 pub const STEPS_PER_SUBMIT: u32 = 32;
@@ -88,100 +89,6 @@ pub struct Trainer {
     pending: Option<state::Pending>,
 }
 
-/// The rows a trainer trains on.
-pub enum TrainRows<'a> {
-    /// Uploaded once, read a block at a time, in chunks that each fit one
-    /// buffer binding of the device (`chunk_rows` rows, or as many as fit).
-    Resident {
-        source: &'a mut dyn DataSource,
-        chunk_rows: Option<usize>,
-    },
-    /// Read again every epoch, `shard_rows` at a time (rounded down to whole
-    /// batches); see `train::feed` for the shuffle.
-    Streamed {
-        source: Box<dyn DataSource>,
-        shard_rows: usize,
-        chunk_rows: Option<usize>,
-    },
-}
-
-impl TrainRows<'_> {
-    /// Number of rows.
-    pub fn rows(&self) -> usize {
-        match self {
-            TrainRows::Resident { source, .. } => source.rows(),
-            TrainRows::Streamed { source, .. } => source.rows(),
-        }
-    }
-
-    /// The source of the rows.
-    pub fn source(&mut self) -> &mut dyn DataSource {
-        match self {
-            TrainRows::Resident { source, .. } => *source,
-            TrainRows::Streamed { source, .. } => source.as_mut(),
-        }
-    }
-}
-
-/// Checks that `source`'s rows fit `model` before anything is uploaded.
-pub fn check_source(model: &Model, source: &dyn DataSource, what: &str) -> Result<()> {
-    if source.inputs() != model.spec.inputs {
-        return Err(Error::Invalid(format!(
-            "{what} data ({}) has {} features per row, the model takes {}",
-            source.describe(),
-            source.inputs(),
-            model.spec.inputs
-        )));
-    }
-    let widths = source.label_widths();
-    if widths.len() != model.spec.tasks.len() {
-        return Err(Error::Invalid(format!(
-            "{what} data has labels for {} tasks, the model has {}",
-            widths.len(),
-            model.spec.tasks.len()
-        )));
-    }
-    for (t, &w) in model.spec.tasks.iter().zip(&widths) {
-        if w != t.label_width() {
-            return Err(Error::Invalid(format!(
-                "{what} data: task `{}` needs {} label(s) per row, found {w}",
-                t.name,
-                t.label_width()
-            )));
-        }
-    }
-    Ok(())
-}
-
-/// Checks that `data` fits `model` before anything is uploaded.
-pub fn check_data(model: &Model, data: &Dataset, what: &str) -> Result<()> {
-    if data.inputs != model.spec.inputs {
-        return Err(Error::Invalid(format!(
-            "{what} data has {} features per row, the model takes {}",
-            data.inputs, model.spec.inputs
-        )));
-    }
-    if data.targets.len() != model.spec.tasks.len() {
-        return Err(Error::Invalid(format!(
-            "{what} data has labels for {} tasks, the model has {}",
-            data.targets.len(),
-            model.spec.tasks.len()
-        )));
-    }
-    for (j, t) in model.spec.tasks.iter().enumerate() {
-        if data.targets[j].len() != data.rows * t.label_width() {
-            return Err(Error::Invalid(format!(
-                "{what} data: task `{}` needs {} label(s) per row, found {} values for {} rows",
-                t.name,
-                t.label_width(),
-                data.targets[j].len(),
-                data.rows
-            )));
-        }
-    }
-    Ok(())
-}
-
 impl Trainer {
     /// Uploads `model` and `train` to `backend` and records the training
     /// step: gather, forward, losses and their weighting, backward, optimizer
@@ -227,7 +134,7 @@ impl Trainer {
                 .network
                 .graph(b, spec, shape.batch, true, state.params, Some(state.grads))?;
         let widths = gather::device_label_widths(spec);
-        let feed = build_feed(b, model, rows, &shape, &graph.stacked, cfg.seed)?;
+        let feed = train_rows::build_feed(b, model, rows, &shape, &graph.stacked, cfg.seed)?;
         let order_len = feed.order_len(shape.steps_per_epoch, shape.batch);
         let cursor = StepCursor::alloc(b, &shape, order_len)?;
         let label_batch = gather::alloc_label_batch(b, spec, shape.batch, &widths)?;
@@ -520,54 +427,4 @@ fn step_losses(log: &[f32], tasks: usize, counts: Vec<StepCounts>) -> Vec<StepLo
             labels: n.labels,
         })
         .collect()
-}
-
-/// The feed of `rows` for a step of `shape`: resident chunks uploaded now, or
-/// a streamed shard slot. The chunk size is the rows' own or as many rows as
-/// one buffer binding holds.
-fn build_feed(
-    b: &mut dyn Backend,
-    model: &Model,
-    rows: TrainRows,
-    shape: &StepShape,
-    stacked: &[usize],
-    seed: u64,
-) -> Result<Feed> {
-    let spec = &model.spec;
-    let widths = gather::device_label_widths(spec);
-    let chunk_rows = match &rows {
-        TrainRows::Resident { chunk_rows, .. } | TrainRows::Streamed { chunk_rows, .. } => {
-            *chunk_rows
-        }
-    };
-    let chunk_rows = match chunk_rows {
-        Some(c) => c,
-        None => max_chunk_rows(b.max_buffer_len(), spec.inputs, &widths)?,
-    };
-    let feed_shape = FeedShape {
-        spec,
-        stacked,
-        batch: shape.batch,
-        seed,
-        chunk_rows,
-    };
-    match rows {
-        TrainRows::Resident { source, .. } => {
-            check_source(model, source, "training")?;
-            Feed::resident(b, source, &feed_shape).map_err(|e| match e {
-                Error::Gpu(m) | Error::GpuOp { message: m, .. } => Error::Gpu(format!(
-                    "{m}; the training rows do not fit the device: stream them \
-                     ([data] stream = true, or a smaller memory_budget)"
-                )),
-                e => e,
-            })
-        }
-        TrainRows::Streamed {
-            source, shard_rows, ..
-        } => {
-            check_source(model, source.as_ref(), "training")?;
-            let whole = (shard_rows / shape.batch).max(1) * shape.batch;
-            Feed::streamed(b, source, whole, &feed_shape)
-        }
-    }
 }
