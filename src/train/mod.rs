@@ -2,6 +2,7 @@
 pub mod bagging;
 pub mod checkpoint;
 pub mod config;
+pub mod evaluate;
 pub mod feed;
 pub mod fit;
 pub mod metrics;
@@ -13,9 +14,10 @@ pub mod weighting;
 
 pub use crate::backend::select::{open_backend, BackendChoice};
 pub use checkpoint::{Checkpoint, CheckpointPolicy};
+pub use evaluate::{allocation, evaluate, evaluate_loss, forward, predict};
 pub use fit::{
-    allocation, evaluate, evaluate_loss, fit, fit_rows, fit_source, fit_with, forward, predict,
-    EpochReport, Event, FitOptions, History, Interrupted, ValidRows,
+    fit, fit_rows, fit_source, fit_with, EpochReport, Event, FitOptions, History, Interrupted,
+    ValidRows,
 };
 pub use predict::{task_losses, weighted_loss, Outputs, Predictions, Predictor, TaskPrediction};
 pub use trainer::{StepLoss, TrainRows, Trainer, TrainerState};
