@@ -1,6 +1,7 @@
 //! Training: the trainer, metrics and prediction.
 pub mod bagging;
 pub mod checkpoint;
+pub mod collective;
 pub mod config;
 pub mod fit;
 pub mod metrics;
@@ -11,6 +12,7 @@ pub mod weighting;
 
 pub use crate::backend::select::{open_backend, BackendChoice};
 pub use checkpoint::{Checkpoint, CheckpointPolicy};
+pub use collective::{Collective, SingleProcess};
 pub use fit::{
     allocation, evaluate, evaluate_loss, fit, fit_with, forward, predict, EpochReport, Event,
     FitOptions, History, Interrupted,
