@@ -3,7 +3,9 @@
 //! `ModelSpec`), `fit`, print the metrics (see examples/multitask.rs).
 
 use super::checkpoint::{BestEpoch, Checkpoint, CheckpointPolicy};
+use super::collective::{self, Collective};
 use super::config::{EarlyStopping, TrainConfig};
+use super::distributed::{check_same_data, valid::Validator};
 use super::metrics::TaskMetrics;
 use super::predict::{
     task_losses, task_metrics, to_predictions, weighted_loss, Outputs, Predictions, Predictor,
@@ -14,6 +16,7 @@ use crate::backend::Backend;
 use crate::data::Dataset;
 use crate::model::Model;
 use crate::{Error, NonFiniteIn, Result};
+use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 /// What `fit` reports as it goes.
@@ -93,6 +96,12 @@ pub struct FitOptions<'a> {
     /// submission in flight, writes the checkpoint and returns with
     /// [`History::interrupted`] set.
     pub stop: Option<&'a AtomicBool>,
+    /// The job this process is one rank of, for data-parallel training (see
+    /// `train::distributed`): every rank calls `fit_with` with the same model,
+    /// data and config; rank 0 alone writes the checkpoints, and a stop
+    /// request on any rank stops all of them at the same step. None, or a
+    /// job of one process: the single process's training.
+    pub collective: Option<Rc<dyn Collective>>,
 }
 
 impl History {
@@ -152,7 +161,11 @@ pub fn fit_with(
             "early stopping watches the validation loss, but there are no validation rows".into(),
         ));
     }
-    let mut trainer = Trainer::new(backend, model, train, cfg)?;
+    let ranks = opts.collective.clone().filter(|c| c.size() > 1);
+    if let Some(c) = &ranks {
+        check_same_data(c.as_ref(), train, valid)?;
+    }
+    let mut trainer = Trainer::with_collective(backend, model, train, cfg, ranks.clone())?;
     let mut history = History {
         backend: trainer.backend().describe(),
         steps_per_epoch: trainer.steps_per_epoch(),
@@ -165,22 +178,17 @@ pub fn fit_with(
     });
     let first = restore(opts.resume, &mut trainer, &mut watch, &mut history, cfg)?;
     let mut saver = Saver {
-        policy: opts.checkpoint.as_ref(),
+        policy: (opts.checkpoint.as_ref()).filter(|_| ranks.as_ref().is_none_or(|c| c.rank() == 0)),
         written_at: None,
         cfg,
         data: (train, valid),
     };
-    let stop = || opts.stop.is_some_and(|s| s.load(Ordering::SeqCst));
+    let stop = || stop_requested(opts.stop, ranks.as_deref());
     let predictor = match valid {
         Some(v) => {
             let params = trainer.params_buffer();
-            Some(Predictor::new(
-                trainer.backend(),
-                model,
-                params,
-                &v.features,
-                v.rows,
-            )?)
+            let c = ranks.as_ref();
+            Some(Validator::new(trainer.backend(), model, params, v, c)?)
         }
         None => None,
     };
@@ -243,6 +251,17 @@ pub fn fit_with(
         w.finish(&mut history, model, &trainer)?;
     }
     Ok(history)
+}
+
+/// True once `stop` is set; with a job of several ranks, on every rank once it
+/// is set on any (every rank asks at the same steps, so they stop together).
+fn stop_requested(stop: Option<&AtomicBool>, ranks: Option<&dyn Collective>) -> bool {
+    let local = stop.is_some_and(|s| s.load(Ordering::SeqCst));
+    match ranks {
+        // An all-reduce that fails has stopped the job already; stop here too.
+        Some(c) => collective::any(c, local).unwrap_or(true),
+        None => local,
+    }
 }
 
 /// Puts a checkpoint's state into a fresh `trainer`, early stopping's watch

@@ -3,6 +3,7 @@ pub mod bagging;
 pub mod checkpoint;
 pub mod collective;
 pub mod config;
+pub mod distributed;
 pub mod fit;
 pub mod metrics;
 pub mod predict;
@@ -13,6 +14,7 @@ pub mod weighting;
 pub use crate::backend::select::{open_backend, BackendChoice};
 pub use checkpoint::{Checkpoint, CheckpointPolicy};
 pub use collective::{Collective, SingleProcess};
+pub use distributed::step::CommTimes;
 pub use fit::{
     allocation, evaluate, evaluate_loss, fit, fit_with, forward, predict, EpochReport, Event,
     FitOptions, History, Interrupted,

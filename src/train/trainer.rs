@@ -4,7 +4,10 @@
 //! one recorded program, replayed `STEPS_PER_SUBMIT` steps per submit. Per-step
 //! losses accumulate in a device buffer read once per epoch.
 
+use super::collective::Collective;
 use super::config::{OptimizerConfig, OptimizerKind, TrainConfig};
+use super::distributed::step::{CommTimes, Wiring};
+use super::distributed::Partition;
 use super::step::counts::LabelCounts;
 use super::step::gather::{self, ResidentData, StepCursor};
 use super::step::guard::{self, Divergence};
@@ -12,7 +15,7 @@ use super::step::loss::{self, LossBuffers};
 use super::step::optimizer::{self, ParamBuffers};
 use super::step::StepShape;
 use super::weighting::{GradnormBufs, Weighter};
-use crate::backend::{Backend, ProgramId};
+use crate::backend::Backend;
 use crate::data::Dataset;
 use crate::model::Model;
 use crate::ops::{BufId, Op, PAD_INDEX};
@@ -20,8 +23,11 @@ use crate::{Error, Result};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
+use std::rc::Rc;
 
+mod program;
 mod state;
+pub use program::{StepParts, StepProgram};
 pub use state::TrainerState;
 
 /// Steps recorded into one command submission.
@@ -59,7 +65,10 @@ struct Buffers {
 pub struct Trainer {
     backend: Box<dyn Backend>,
     bufs: Buffers,
-    step: ProgramId,
+    step: StepProgram,
+    /// This rank's part of each global batch (None: a single process).
+    partition: Option<Partition>,
+    /// The global step's shape (the device's batches are a rank's part of it).
     shape: StepShape,
     shuffle: bool,
     rng: ChaCha8Rng,
@@ -118,10 +127,26 @@ impl Trainer {
     /// step: gather, forward, losses and their weighting, backward, optimizer
     /// (the pieces are in `step`).
     pub fn new(
+        backend: Box<dyn Backend>,
+        model: &Model,
+        train: &Dataset,
+        cfg: &TrainConfig,
+    ) -> Result<Trainer> {
+        Trainer::with_collective(backend, model, train, cfg, None)
+    }
+
+    /// [`Trainer::new`] for one rank of a data-parallel job when `collective`
+    /// has more than one process: this rank trains its part of each global
+    /// batch of `cfg.batch_size` rows and the step's sums run across the
+    /// ranks (see `train::distributed`). Every rank must pass the same model,
+    /// rows and config. Without a collective, or with one of one process,
+    /// this is [`Trainer::new`].
+    pub fn with_collective(
         mut backend: Box<dyn Backend>,
         model: &Model,
         train: &Dataset,
         cfg: &TrainConfig,
+        collective: Option<Rc<dyn Collective>>,
     ) -> Result<Trainer> {
         check_data(model, train, "training")?;
         let weighter = Weighter::new(
@@ -131,65 +156,80 @@ impl Trainer {
             &model.network,
         )?;
         let shape = StepShape::new(train.rows, cfg.batch_size, model.spec.tasks.len())?;
+        // A rank's device holds batches of its part of the global batch.
+        let partition = Partition::new(collective.as_ref(), &shape);
+        let dev = partition.as_ref().map_or(shape, |p| p.device_shape(&shape));
         let (b, spec) = (backend.as_mut(), &model.spec);
 
         // Buffers: parameters and optimizer state, the step's position, the
         // resident dataset, the graph's activations, the batch's labels, the
         // losses and GradNorm's state.
         let state = ParamBuffers::upload(b, model)?;
-        let cursor = StepCursor::alloc(b, &shape)?;
+        let cursor = StepCursor::alloc(b, &dev)?;
         let data = ResidentData::upload(b, spec, train, cfg.seed)?;
         let graph =
             model
                 .network
-                .graph(b, spec, shape.batch, true, state.params, Some(state.grads))?;
-        let label_batch = gather::alloc_label_batch(b, spec, shape.batch, &data)?;
-        let losses = LossBuffers::alloc(b, &shape, &graph)?;
+                .graph(b, spec, dev.batch, true, state.params, Some(state.grads))?;
+        let label_batch = gather::alloc_label_batch(b, spec, dev.batch, &data)?;
+        let losses = LossBuffers::alloc(b, &dev, &graph)?;
         let gradnorm = GradnormBufs::alloc(b, shape.tasks, losses.lambda, losses.out, state.grads)?;
 
         // The step, in order.
-        let mut ops = gather::gather_ops(spec, &shape, &cursor, &data, graph.x, &label_batch);
-        ops.extend(graph.forward.iter().cloned());
-        ops.extend(loss::loss_ops(
+        let mut head = gather::gather_ops(spec, &dev, &cursor, &data, graph.x, &label_batch);
+        head.extend(graph.forward.iter().cloned());
+        head.extend(loss::loss_ops(
             spec,
-            &shape,
+            &dev,
             &graph,
             &label_batch,
             data.bagged,
             &losses,
         ));
-        ops.extend(weighter.before_reduce(state.params, losses.lambda));
-        ops.push(loss::reduce_op(&shape, &cursor, &losses));
-        ops.extend(weighter.after_reduce(
-            state.params,
-            cursor.counters,
-            losses.out,
-            state.grads,
-            losses.log,
-            shape.steps_per_epoch,
-        ));
-        ops.extend(loss::grad_scale_ops(spec, &shape, &graph, &losses));
-        ops.extend(graph.backward.iter().cloned());
-        ops.extend(weighter.after_backward(graph.rep_split, gradnorm));
+        let mut backward = loss::grad_scale_ops(spec, &dev, &graph, &losses);
+        backward.extend(graph.backward.iter().cloned());
         let grads_len = model.network.layout.len;
-        ops.push(guard::check_op(
+        let mut tail = vec![guard::check_op(
             &shape,
             grads_len,
             losses.out,
             state.grads,
             cursor.counters,
-        ));
-        ops.extend(optimizer::update_ops(
+        )];
+        tail.extend(optimizer::update_ops(
             model,
             &cfg.optimizer,
             &state,
             &cursor,
         ));
+        let parts = StepParts {
+            head,
+            before_reduce: weighter.before_reduce(state.params, losses.lambda),
+            reduce: loss::reduce_op(&dev, &cursor, &losses),
+            after_reduce: weighter.after_reduce(
+                state.params,
+                cursor.counters,
+                losses.out,
+                state.grads,
+                losses.log,
+                shape.steps_per_epoch,
+            ),
+            backward,
+            after_backward: weighter.after_backward(graph.rep_split, gradnorm),
+            tail,
+        };
 
-        let flops_per_step = ops.iter().map(Op::flops).sum();
+        let flops_per_step = parts.in_order().iter().map(Op::flops).sum();
         let label_counts =
             LabelCounts::new(data.present.clone(), &graph.stacked, data.bagged.is_some());
-        let step = b.prepare(&ops)?;
+        let wiring = Wiring {
+            shape: &shape,
+            cursor: &cursor,
+            losses: &losses,
+            stacked: &graph.stacked,
+            grads: state.grads,
+        };
+        let step = StepProgram::prepare(b, parts, partition.clone(), wiring)?;
         Ok(Trainer {
             backend,
             bufs: Buffers {
@@ -200,6 +240,7 @@ impl Trainer {
                 initial: gradnorm.initial,
             },
             step,
+            partition,
             shape,
             shuffle: cfg.shuffle,
             rng: ChaCha8Rng::seed_from_u64(cfg.seed),
@@ -231,6 +272,11 @@ impl Trainer {
     /// Epochs trained so far.
     pub fn epoch(&self) -> usize {
         self.epoch
+    }
+
+    /// Where the distributed steps' time went so far (None for a single process).
+    pub fn comm_times(&self) -> Option<CommTimes> {
+        self.step.comm_times()
     }
 
     /// The backend this trainer runs on.
@@ -288,7 +334,10 @@ impl Trainer {
         if let Some(l0) = self.weighter.initial_losses() {
             b.write(self.bufs.initial, 0, &l0)?;
         }
-        b.write_u32(self.bufs.cursor.order, 0, &order)?;
+        match &self.partition {
+            Some(p) => b.write_u32(self.bufs.cursor.order, 0, &p.local_order(&order))?,
+            None => b.write_u32(self.bufs.cursor.order, 0, &order)?,
+        }
         let at = self.global_step + start as u64;
         b.write_u32(self.bufs.cursor.counters, 0, &[start as u32, at as u32])?;
         let steps = self.shape.steps_per_epoch;
@@ -300,7 +349,7 @@ impl Trainer {
         let mut done = start;
         while done < steps {
             let k = (steps - done).min(STEPS_PER_SUBMIT as usize);
-            b.run(self.step, k as u32)?;
+            self.step.run(b, k as u32)?;
             done += k;
             progress(done, steps);
             if done < steps && stop() {

@@ -63,6 +63,7 @@ pub fn train(
         }),
         resume: resume.as_ref().zip(long.resume.as_deref()),
         stop: Some(long_run::stop_on_signals()),
+        collective: None,
     };
     let fitted = fit_with(
         &mut model,
