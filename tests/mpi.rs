@@ -3,6 +3,7 @@
 //! uncertainty weighting exactly as one process does with the same global
 //! batch (every step's losses within 1e-5 relative, the final weights within
 //! 1e-5, on the CPU backend; on the GPU within the CPU-vs-GPU tolerance);
+//! GradNorm and DWA with early stopping decide as one process does;
 //! rank 0 alone prints and writes; a rank whose data cannot be read stops the
 //! whole job within 10 s with a message naming the rank and the file.
 #![cfg(feature = "mpi")]
@@ -217,6 +218,30 @@ fn two_and_three_ranks_train_an_mmoe_with_uncertainty_weighting_as_one_process()
     let model = "experts = 3\nexpert = [8]";
     let cfg = config(&dir, model, "weighting = \"uncertainty\"", "x.npy");
     same_as_one_process(&dir, &cfg, "cpu", &[2, 3], (1e-5, 1e-5));
+}
+
+#[test]
+fn gradnorm_and_dwa_with_early_stopping_decide_as_one_process() {
+    let dir = scratch("mpi", "weightings");
+    write_data(&dir, "x.npy");
+    let stop = "epochs = 6\n[train.early_stopping]\npatience = 1\nmin_delta = 0.5";
+    for (name, train) in [
+        ("gradnorm", "weighting = \"gradnorm\""),
+        ("dwa", "weighting = \"dwa\""),
+    ] {
+        let cfg = config(&dir, "trunk = [16]", train, "x.npy");
+        let text = std::fs::read_to_string(&cfg).unwrap();
+        let text = text.replace("epochs = 4\n", "").replace(
+            "\n[train.optimizer]",
+            &format!("\n{stop}\n\n[train.optimizer]"),
+        );
+        std::fs::write(&cfg, text).unwrap();
+        println!("weighting = {name}:");
+        same_as_one_process(&dir, &cfg, "cpu", &[2], (1e-5, 1e-5));
+        // Early stopping ended both runs at the same epoch, before the sixth.
+        let last_epoch = read_log(&dir.join("p2.csv")).last().unwrap()[1];
+        assert!(last_epoch < 5.0, "{name}: early stopping did not trigger");
+    }
 }
 
 #[test]

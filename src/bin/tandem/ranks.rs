@@ -125,8 +125,13 @@ impl Ranks {
         }
     }
 
-    /// Ends the process with `code`, finalising MPI first.
+    /// Ends the process with `code`, finalising MPI first (every rank calls
+    /// this: they wait for each other, so that rank 0 has written its files
+    /// before any rank's exit status makes the launcher end the job).
     pub fn exit(&self, code: i32) -> ! {
+        if let Some(c) = &self.collective {
+            let _ = c.all_reduce_max(&mut [0]);
+        }
         #[cfg(feature = "mpi")]
         drop(self.job.borrow_mut().take());
         std::process::exit(code)
