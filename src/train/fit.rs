@@ -5,7 +5,7 @@
 use super::checkpoint::{BestEpoch, Checkpoint, CheckpointPolicy};
 use super::collective::{self, Collective};
 use super::config::{EarlyStopping, TrainConfig};
-use super::distributed::{check_same_data, valid::Validator};
+use super::distributed::{check_same_data, check_same_weights, valid::Validator};
 use super::metrics::TaskMetrics;
 use super::predict::{
     task_losses, task_metrics, to_predictions, weighted_loss, Outputs, Predictions, Predictor,
@@ -247,6 +247,9 @@ pub fn fit_with(
     let best = watch.as_ref();
     saver.save(&mut trainer, model, best, history.stopped_early)?;
     trainer.download(model)?;
+    if let Some(c) = &ranks {
+        check_same_weights(c.as_ref(), &model.params)?;
+    }
     if let Some(w) = watch {
         w.finish(&mut history, model, &trainer)?;
     }

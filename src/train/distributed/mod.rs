@@ -86,20 +86,38 @@ pub fn share(n: usize, r: usize, p: usize) -> (usize, usize) {
     (r * n / p, (r + 1) * n / p)
 }
 
-/// 64-bit FNV-1a over the rows' shape, features and labels.
-fn data_hash(d: &Dataset) -> u64 {
+/// 64-bit FNV-1a over the bytes of `words`.
+fn fnv(words: impl IntoIterator<Item = u64>) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    let mut eat = |bytes: &[u8]| {
-        for &b in bytes {
+    for w in words {
+        for b in w.to_le_bytes() {
             h = (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3);
         }
-    };
-    eat(&(d.rows as u64).to_le_bytes());
-    eat(&(d.inputs as u64).to_le_bytes());
-    for v in d.features.iter().chain(d.targets.iter().flatten()) {
-        eat(&v.to_bits().to_le_bytes());
     }
     h
+}
+
+/// A hash of the rows' shape, features and labels.
+fn data_hash(d: &Dataset) -> u64 {
+    let values = d.features.iter().chain(d.targets.iter().flatten());
+    fnv([d.rows as u64, d.inputs as u64]
+        .into_iter()
+        .chain(values.map(|v| v.to_bits() as u64)))
+}
+
+/// Every rank must end with the same weights (the same update applied to the
+/// same values, step by step): an error naming this rank when its differ.
+pub fn check_same_weights(c: &dyn Collective, params: &[f32]) -> Result<()> {
+    let h = fnv(params.iter().map(|v| v.to_bits() as u64));
+    if !same_everywhere(c, h)? {
+        return Err(Error::Invalid(format!(
+            "rank {} of {}: its weights after training differ from another rank's \
+             (hash {h:016x}): the ranks did not apply the same updates",
+            c.rank(),
+            c.size()
+        )));
+    }
+    Ok(())
 }
 
 /// Every rank must train on the same rows (each reads its own copy): an
