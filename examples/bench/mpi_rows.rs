@@ -81,9 +81,16 @@ fn step_row(w: &TrainWorkload, gpu: bool, c: Option<Rc<dyn Collective>>) -> tand
     })
 }
 
-/// The rows of both workloads, alone or as a rank of `c`.
-fn workload_rows(gpu: bool, c: Option<Rc<dyn Collective>>) -> Vec<Row> {
-    [seed_workload(), large_workload()]
+/// The argument that leaves the large workload out (a software GPU adapter).
+const SEED_ONLY: &str = "--seed-only";
+
+/// The rows of the workloads, alone or as a rank of `c`.
+fn workload_rows(gpu: bool, seed_only: bool, c: Option<Rc<dyn Collective>>) -> Vec<Row> {
+    let mut workloads = vec![seed_workload()];
+    if !seed_only {
+        workloads.push(large_workload());
+    }
+    workloads
         .iter()
         .map(|w| {
             step_row(w, gpu, c.clone())
@@ -94,7 +101,11 @@ fn workload_rows(gpu: bool, c: Option<Rc<dyn Collective>>) -> Vec<Row> {
 
 /// The one-process rows, then the rows of a job of `RANKS` ranks.
 pub fn rows(gpu: bool) -> Vec<Row> {
-    let mut rows = workload_rows(gpu, None);
+    // The large step takes seconds on a software adapter (lavapipe): seed only there.
+    let software = gpu
+        && tandem::gpu::GpuBackend::new()
+            .is_ok_and(|g| g.context().info.device_type == wgpu::DeviceType::Cpu);
+    let mut rows = workload_rows(gpu, software, None);
     if !cfg!(feature = "mpi") {
         let why = "skipped: build with --features mpi".to_string();
         rows.push(Row::skipped("P=2", "train steps over MPI", "-", why));
@@ -107,6 +118,7 @@ pub fn rows(gpu: bool) -> Vec<Row> {
         .arg(exe)
         .arg(CHILD)
         .args(gpu.then_some("--gpu-only"))
+        .args(software.then_some(SEED_ONLY))
         .env("TANDEM_CPU_THREADS", "1")
         .env("RAYON_NUM_THREADS", "1")
         .stderr(std::process::Stdio::inherit());
@@ -154,6 +166,7 @@ fn decode(line: &str) -> Option<Row> {
 /// A rank of the benchmark's job: both workloads; rank 0 prints the rows.
 #[cfg(feature = "mpi")]
 pub fn child(gpu: bool) -> ! {
+    let seed_only = std::env::args().any(|a| a == SEED_ONLY);
     let job = match tandem::dist::mpi::MpiJob::init() {
         Ok(j) => j,
         Err(e) => {
@@ -162,7 +175,7 @@ pub fn child(gpu: bool) -> ! {
         }
     };
     let c: Rc<dyn Collective> = job.collective.clone();
-    let rows = workload_rows(gpu, Some(c.clone()));
+    let rows = workload_rows(gpu, seed_only, Some(c.clone()));
     if c.rank() == 0 {
         for r in &rows {
             println!("{}", encode(r));

@@ -2,7 +2,9 @@
 //! each epoch the host writes a (seeded) row order, then every step —
 //! gather, forward, masked losses, the weighted sum, backward, optimizer — is
 //! one recorded program, replayed `STEPS_PER_SUBMIT` steps per submit. Per-step
-//! losses accumulate in a device buffer read once per epoch.
+//! losses accumulate in a device buffer read once per epoch. As one rank of a
+//! data-parallel job the same ops, built for the rank's part of each batch,
+//! run as three programs around two all-reduces (`super::distributed`).
 
 use super::collective::Collective;
 use super::config::{OptimizerConfig, OptimizerKind, TrainConfig};
