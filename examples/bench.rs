@@ -4,6 +4,7 @@
 //!
 //! ```text
 //! cargo run --release --example bench -- [--quick] [--full] [--cpu-only] [--gpu-only] [--members]
+//! cargo run --release --features mpi --example bench -- --mpi [--gpu-only]
 //! ```
 //!
 //! It prints one table, one row per measurement:
@@ -16,7 +17,9 @@
 //! - training steps of a seed-sized and a large model;
 //! - 8 seed-sized ensemble members trained fused and one after another, and on
 //!   the CPU the same again while a child process keeps one core busy (the
-//!   fused members must not lose to one by one when the cores are shared).
+//!   fused members must not lose to one by one when the cores are shared);
+//! - with `--mpi` only: the training steps as one process and as 2 ranks of an
+//!   MPI job, with the all-reduce's share of the step (`bench/mpi_rows.rs`).
 //!
 //! The GPU is whatever adapter `GpuBackend::new()` opens (pick one with
 //! `WGPU_BACKEND` / `WGPU_ADAPTER_NAME`); on a machine without a GPU that may
@@ -33,16 +36,21 @@ use tandem::gpu::GpuBackend;
 use tandem::ops::{BufId, DenseArgs, Op};
 use tandem::Backend;
 
+#[path = "bench/mpi_rows.rs"]
+mod mpi_rows;
+
 // ---------------------------------------------------------------------------
 // Command line
 // ---------------------------------------------------------------------------
 
-const USAGE: &str = "usage: bench [--quick] [--full] [--cpu-only] [--gpu-only] [--members]
+const USAGE: &str = "usage: bench [--quick] [--full] [--cpu-only] [--gpu-only] [--members] [--mpi]
   --quick     only N=I=O=256 and the dispatch rows
   --full      also run the 4096³ dense row on the CPU (slow on few cores)
   --cpu-only  skip the GPU backend
   --gpu-only  skip the CPU backend
-  --members   only the 8-member rows (idle and, on the CPU, with one core busy)";
+  --members   only the 8-member rows (idle and, on the CPU, with one core busy)
+  --mpi       only the training steps as 1 process and as 2 MPI ranks (CPU; with
+              --gpu-only on the GPU); needs --features mpi and mpirun";
 
 /// The flags, parsed by hand from `std::env::args` (no CLI dependency).
 #[derive(Default)]
@@ -52,6 +60,7 @@ struct Options {
     cpu_only: bool,
     gpu_only: bool,
     members: bool,
+    mpi: bool,
 }
 
 fn parse_args() -> Result<Options, String> {
@@ -63,6 +72,7 @@ fn parse_args() -> Result<Options, String> {
             "--cpu-only" => opts.cpu_only = true,
             "--gpu-only" => opts.gpu_only = true,
             "--members" => opts.members = true,
+            "--mpi" => opts.mpi = true,
             "-h" | "--help" => {
                 println!("{USAGE}");
                 std::process::exit(0);
@@ -502,6 +512,10 @@ fn main() {
     if std::env::args().nth(1).as_deref() == Some(BUSY_CHILD) {
         busy_child();
     }
+    // A rank of the `--mpi` rows' job.
+    if std::env::args().nth(1).as_deref() == Some(mpi_rows::CHILD) {
+        mpi_rows::child(std::env::args().any(|a| a == "--gpu-only"));
+    }
     let opts = match parse_args() {
         Ok(o) => o,
         Err(e) => {
@@ -510,6 +524,10 @@ fn main() {
         }
     };
     let mut rows = Vec::new();
+    if opts.mpi {
+        print_table(&mpi_rows::rows(opts.gpu_only));
+        return;
+    }
 
     if !opts.gpu_only {
         let mut cpu = CpuBackend::new();
@@ -600,8 +618,44 @@ fn large_workload() -> TrainWorkload {
 /// steps/s, GFLOP/s of the step's matrix products, and per step: submits,
 /// dispatches and bytes read back (the loss log, read once per epoch).
 fn training_row(backend: Box<dyn Backend>, w: &TrainWorkload) -> tandem::Result<Row> {
-    use tandem::io::{AdamStyle, OptimizerConfig, OptimizerKind, TrainConfig, Weighting};
     use tandem::train::Trainer;
+    let (model, data, cfg) = training_setup(w);
+    let mut trainer = Trainer::new(backend, &model, &data, &cfg)?;
+    let desc = trainer.backend().describe();
+    trainer.train_epoch(&mut |_, _| {})?; // warm-up: pipelines, first touch
+    let before = trainer.backend().counters();
+    let mut times = Vec::new();
+    let start = Instant::now();
+    while times.len() < MIN_ITERS || start.elapsed() < MIN_TOTAL {
+        let t = Instant::now();
+        trainer.train_epoch(&mut |_, _| {})?;
+        times.push(t.elapsed() / w.steps as u32);
+    }
+    let after = trainer.backend().counters();
+    times.sort();
+    let per_step = times[times.len() / 2];
+    let steps = (times.len() * w.steps) as f64;
+    let per = |a: u64, b: u64| (a - b) as f64 / steps;
+    Ok(Row {
+        backend: desc,
+        workload: w.name.into(),
+        size: w.size.into(),
+        time: Some(per_step),
+        per: "step",
+        gflops: Some(trainer.flops_per_step() as f64 / per_step.as_secs_f64() / 1e9),
+        notes: format!(
+            "{:.0} steps/s; per step: {:.3} submits, {:.0} dispatches, {:.1} B read back",
+            1.0 / per_step.as_secs_f64(),
+            per(after.submits, before.submits),
+            per(after.dispatches, before.dispatches),
+            per(after.bytes_read, before.bytes_read),
+        ),
+    })
+}
+
+/// The model, rows (batch · steps) and one-epoch config of workload `w`.
+fn training_setup(w: &TrainWorkload) -> (tandem::Model, tandem::Dataset, tandem::TrainConfig) {
+    use tandem::io::{AdamStyle, OptimizerConfig, OptimizerKind, TrainConfig, Weighting};
     use tandem::{Dataset, Model, ModelSpec, TaskKind, TaskSpec};
     let rows = w.batch * w.steps;
     let spec = ModelSpec {
@@ -655,38 +709,7 @@ fn training_row(backend: Box<dyn Backend>, w: &TrainWorkload) -> tandem::Result<
             momentum: 0.0,
         },
     };
-    let model = Model::new(spec, 0);
-    let mut trainer = Trainer::new(backend, &model, &data, &cfg)?;
-    let desc = trainer.backend().describe();
-    trainer.train_epoch(&mut |_, _| {})?; // warm-up: pipelines, first touch
-    let before = trainer.backend().counters();
-    let mut times = Vec::new();
-    let start = Instant::now();
-    while times.len() < MIN_ITERS || start.elapsed() < MIN_TOTAL {
-        let t = Instant::now();
-        trainer.train_epoch(&mut |_, _| {})?;
-        times.push(t.elapsed() / w.steps as u32);
-    }
-    let after = trainer.backend().counters();
-    times.sort();
-    let per_step = times[times.len() / 2];
-    let steps = (times.len() * w.steps) as f64;
-    let per = |a: u64, b: u64| (a - b) as f64 / steps;
-    Ok(Row {
-        backend: desc,
-        workload: w.name.into(),
-        size: w.size.into(),
-        time: Some(per_step),
-        per: "step",
-        gflops: Some(trainer.flops_per_step() as f64 / per_step.as_secs_f64() / 1e9),
-        notes: format!(
-            "{:.0} steps/s; per step: {:.3} submits, {:.0} dispatches, {:.1} B read back",
-            1.0 / per_step.as_secs_f64(),
-            per(after.submits, before.submits),
-            per(after.dispatches, before.dispatches),
-            per(after.bytes_read, before.bytes_read),
-        ),
-    })
+    (Model::new(spec, 0), data, cfg)
 }
 
 /// The training rows on fresh backends made by `make`; `skip_large` says why

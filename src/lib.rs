@@ -13,7 +13,8 @@
 //! the fast paths), `gpu` (wgpu host), `backend` (the trait both implement,
 //! and choosing one), `model` (spec, parameters, graphs), `data` (the
 //! in-memory dataset), `train` (the training step, fit, evaluation,
-//! prediction), `io` (configs, data files, plots).
+//! prediction), `io` (configs, data files, plots), `dist` (running as a rank
+//! of an MPI job).
 
 // Shapes and indices are written `[N, O]`, `y[n, o]` in doc comments, which
 // rustdoc would read as links to items called `N` or `o`.
@@ -22,6 +23,7 @@
 pub mod backend;
 pub mod cpu;
 pub mod data;
+pub mod dist;
 pub mod error;
 pub mod files;
 pub mod gpu;

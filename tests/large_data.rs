@@ -289,6 +289,7 @@ fn a_streamed_run_stopped_mid_epoch_resumes_exactly() {
                 }),
                 resume: None,
                 stop: Some(&stop),
+                collective: None,
             },
             &mut |e| {
                 if let tandem::Event::Progress { epoch: 1, done, .. } = e {
@@ -311,6 +312,7 @@ fn a_streamed_run_stopped_mid_epoch_resumes_exactly() {
                 checkpoint: None,
                 resume: Some((&loaded, &ckpt)),
                 stop: None,
+                collective: None,
             },
             &mut |_| {},
         )

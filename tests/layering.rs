@@ -29,10 +29,13 @@ const LAYERS: &[(&str, &[&str])] = &[
         &["model::spec", "backend", "ops", "kernel", "files", "error"],
     ),
     ("train::config", &["error"]),
+    ("train::collective", &["error"]),
+    ("dist", &["train::collective", "error"]),
     (
         "train",
         &[
             "train::config",
+            "train::collective",
             "model",
             "model::spec",
             "data",

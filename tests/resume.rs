@@ -262,6 +262,7 @@ fn run(
         }),
         resume: loaded.as_ref().map(|(c, p)| (c, *p)),
         stop: Some(&stop),
+        ..Default::default()
     };
     let backend = tandem::open_backend(b).unwrap();
     let h = fit_with(

@@ -19,6 +19,10 @@ pub struct AdapterChoice {
     pub name: Option<String>,
     pub power: Option<wgpu::PowerPreference>,
     pub force_fallback: bool,
+    /// On a machine with several adapters, take the k-th (modulo their
+    /// number) of the best kind that matches `backends` and `name`: hardware
+    /// before software, Vulkan/Metal/DX12 before GL (one GPU per rank of a job).
+    pub index: Option<usize>,
 }
 
 impl AdapterChoice {
@@ -31,6 +35,7 @@ impl AdapterChoice {
                 .filter(|s| !s.is_empty()),
             power: wgpu::PowerPreference::from_env(),
             force_fallback: std::env::var("TANDEM_FORCE_FALLBACK").is_ok_and(|v| v == "1"),
+            index: None,
         }
     }
 }
@@ -64,6 +69,44 @@ fn new_instance(choice: &AdapterChoice) -> wgpu::Instance {
     wgpu::Instance::new(desc)
 }
 
+/// The adapter `choice.name` and `choice.index` pick among those `backends` list.
+fn pick_listed(choice: &AdapterChoice, backends: wgpu::Backends) -> Result<wgpu::Adapter> {
+    let instance = new_instance(choice);
+    let adapters = pollster::block_on(instance.enumerate_adapters(backends));
+    let names: Vec<String> = adapters.iter().map(|a| describe(&a.get_info())).collect();
+    let wanted = choice.name.as_ref().map(|n| n.to_lowercase());
+    let mut matching: Vec<wgpu::Adapter> = (adapters.into_iter())
+        .filter(|a| {
+            let name = a.get_info().name.to_lowercase();
+            wanted.as_ref().is_none_or(|w| name.contains(w))
+        })
+        .collect();
+    if matching.is_empty() {
+        let asked = match &choice.name {
+            Some(name) => format!("WGPU_ADAPTER_NAME={name} matches no adapter"),
+            None => format!("no GPU adapter among backends {backends:?}"),
+        };
+        return Err(Error::Gpu(format!(
+            "{asked}; found: [{}]",
+            names.join(", ")
+        )));
+    }
+    let Some(k) = choice.index else {
+        return Ok(matching.swap_remove(0));
+    };
+    let kind = |a: &wgpu::Adapter| {
+        let i = a.get_info();
+        (
+            i.device_type == wgpu::DeviceType::Cpu,
+            i.backend == wgpu::Backend::Gl,
+        )
+    };
+    matching.sort_by_key(kind);
+    let best = kind(&matching[0]);
+    let n = matching.iter().take_while(|a| kind(a) == best).count();
+    Ok(matching.swap_remove(k % n))
+}
+
 /// One line describing an adapter.
 pub fn describe(info: &wgpu::AdapterInfo) -> String {
     format!("{} ({:?}, {:?})", info.name, info.backend, info.device_type)
@@ -79,20 +122,8 @@ impl GpuContext {
     /// Opens the adapter `choice` describes.
     pub fn with_choice(choice: &AdapterChoice) -> Result<Self> {
         let backends = choice.backends.unwrap_or(wgpu::Backends::all());
-        let adapter = if let Some(name) = &choice.name {
-            let instance = new_instance(choice);
-            let wanted = name.to_lowercase();
-            let adapters = pollster::block_on(instance.enumerate_adapters(backends));
-            let names: Vec<String> = adapters.iter().map(|a| describe(&a.get_info())).collect();
-            adapters
-                .into_iter()
-                .find(|a| a.get_info().name.to_lowercase().contains(&wanted))
-                .ok_or_else(|| {
-                    Error::Gpu(format!(
-                        "WGPU_ADAPTER_NAME={name} matches no adapter; found: [{}]",
-                        names.join(", ")
-                    ))
-                })?
+        let adapter = if choice.name.is_some() || choice.index.is_some() {
+            pick_listed(choice, backends)?
         } else {
             let options = wgpu::RequestAdapterOptions {
                 power_preference: choice

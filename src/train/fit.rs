@@ -3,10 +3,12 @@
 //! `ModelSpec`), `fit`, print the metrics (see examples/multitask.rs).
 
 use super::checkpoint::{data_keys, BestEpoch, Checkpoint, CheckpointPolicy};
+use super::collective::{self, Collective};
 use super::config::{EarlyStopping, TrainConfig};
+use super::distributed::{check_same_data, check_same_weights, valid::Validator};
 use super::feed::Decision;
 use super::metrics::TaskMetrics;
-use super::predict::{task_losses, task_metrics, weighted_loss};
+use super::predict::{task_losses, task_metrics, weighted_loss, Outputs};
 use super::step::counts::weighted_mean;
 use super::trainer::{check_data, check_source, StepLoss, TrainRows, Trainer};
 use super::valid::ValidPass;
@@ -16,6 +18,8 @@ use crate::data::source::read_all;
 use crate::data::{DataSource, Dataset, DatasetRef};
 use crate::model::Model;
 use crate::{Error, NonFiniteIn, Result};
+use std::borrow::Cow;
+use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 /// What `fit` reports as it goes.
@@ -95,6 +99,12 @@ pub struct FitOptions<'a> {
     /// submission in flight, writes the checkpoint and returns with
     /// [`History::interrupted`] set.
     pub stop: Option<&'a AtomicBool>,
+    /// The job this process is one rank of, for data-parallel training (see
+    /// `train::distributed`): every rank calls `fit_with` with the same model,
+    /// data and config; rank 0 alone writes the checkpoints, and a stop
+    /// request on any rank stops all of them at the same step. None, or a
+    /// job of one process: the single process's training.
+    pub collective: Option<Rc<dyn Collective>>,
 }
 
 impl History {
@@ -207,8 +217,12 @@ pub fn fit_rows(
     opts: FitOptions,
     on_event: &mut dyn FnMut(Event),
 ) -> Result<History> {
+    let ranks = opts.collective.clone().filter(|c| c.size() > 1);
     let keys = check_inputs(model, &mut train, &mut valid, cfg, &opts)?;
-    let mut trainer = Trainer::with_rows(backend, model, train, cfg)?;
+    if let Some(c) = &ranks {
+        check_same_data(c.as_ref(), &keys)?;
+    }
+    let mut trainer = Trainer::with_rows(backend, model, train, cfg, ranks.clone())?;
     let mut history = History {
         backend: trainer.backend().describe(),
         steps_per_epoch: trainer.steps_per_epoch(),
@@ -221,17 +235,14 @@ pub fn fit_rows(
     });
     let first = restore(opts.resume, &mut trainer, &mut watch, &mut history, cfg)?;
     let mut saver = Saver {
-        policy: opts.checkpoint.as_ref(),
+        policy: (opts.checkpoint.as_ref()).filter(|_| ranks.as_ref().is_none_or(|c| c.rank() == 0)),
         written_at: None,
         cfg,
         data_keys: keys,
     };
-    let stop = || opts.stop.is_some_and(|s| s.load(Ordering::SeqCst));
+    let stop = || stop_requested(opts.stop, ranks.as_deref());
     let mut validation = match valid {
-        Some(v) => {
-            let params = trainer.params_buffer();
-            Some(ValidPass::new(trainer.backend(), model, params, v)?)
-        }
+        Some(v) => Some(Validation::new(&mut trainer, model, v, ranks.as_ref())?),
         None => None,
     };
     for epoch in first..cfg.epochs {
@@ -289,10 +300,65 @@ pub fn fit_rows(
     let best = watch.as_ref();
     saver.save(&mut trainer, model, best, history.stopped_early)?;
     trainer.download(model)?;
+    if let Some(c) = &ranks {
+        check_same_weights(c.as_ref(), &model.params)?;
+    }
     if let Some(w) = watch {
         w.finish(&mut history, model, &trainer)?;
     }
     Ok(history)
+}
+
+/// True once `stop` is set; with a job of several ranks, on every rank once it
+/// is set on any (every rank asks at the same steps, so they stop together).
+fn stop_requested(stop: Option<&AtomicBool>, ranks: Option<&dyn Collective>) -> bool {
+    let local = stop.is_some_and(|s| s.load(Ordering::SeqCst));
+    match ranks {
+        // An all-reduce that fails has stopped the job already; stop here too.
+        Some(c) => collective::any(c, local).unwrap_or(true),
+        None => local,
+    }
+}
+
+/// Each epoch's validation pass: this process's over every validation row,
+/// or, for one rank of several, its share with the outputs assembled from
+/// every rank (the rows are then held in memory).
+enum Validation<'a> {
+    Local(ValidPass<'a>),
+    Ranks(Validator, Cow<'a, Dataset>),
+}
+
+impl<'a> Validation<'a> {
+    fn new(
+        trainer: &mut Trainer,
+        model: &Model,
+        valid: ValidRows<'a>,
+        ranks: Option<&Rc<dyn Collective>>,
+    ) -> Result<Validation<'a>> {
+        let params = trainer.params_buffer();
+        let Some(c) = ranks else {
+            return Ok(Validation::Local(ValidPass::new(
+                trainer.backend(),
+                model,
+                params,
+                valid,
+            )?));
+        };
+        let rows = match valid {
+            ValidRows::Resident(d) => Cow::Borrowed(d),
+            ValidRows::Streamed(mut s) => Cow::Owned(read_all(s.as_mut())?),
+        };
+        let v = Validator::new(trainer.backend(), model, params, &rows, Some(c))?;
+        Ok(Validation::Ranks(v, rows))
+    }
+
+    /// Every validation row's outputs, and the rows' labels.
+    fn run(&mut self, b: &mut dyn Backend) -> Result<(Outputs, &Dataset)> {
+        match self {
+            Validation::Local(p) => p.run(b),
+            Validation::Ranks(v, rows) => Ok((v.run(b)?, &**rows)),
+        }
+    }
 }
 
 /// The checks before a run: the validation rows fit the model, early
@@ -306,9 +372,11 @@ fn check_inputs(
     cfg: &TrainConfig,
     opts: &FitOptions,
 ) -> Result<Vec<(String, String)>> {
-    // The rows' hashes go into checkpoints: one pass, only when needed.
+    // The rows' hashes go into checkpoints, and ranks compare theirs: one
+    // pass, only when needed.
     let mut keys = Vec::new();
-    if opts.checkpoint.is_some() || opts.resume.is_some() {
+    let ranks = opts.collective.as_ref().is_some_and(|c| c.size() > 1);
+    if opts.checkpoint.is_some() || opts.resume.is_some() || ranks {
         let mut borrowed;
         let v: Option<&mut dyn DataSource> = match valid.as_mut() {
             Some(ValidRows::Resident(d)) => {

@@ -1,7 +1,9 @@
 //! Training: the trainer, metrics and prediction.
 pub mod bagging;
 pub mod checkpoint;
+pub mod collective;
 pub mod config;
+pub mod distributed;
 pub mod evaluate;
 pub mod feed;
 pub mod fit;
@@ -14,6 +16,8 @@ pub mod weighting;
 
 pub use crate::backend::select::{open_backend, BackendChoice};
 pub use checkpoint::{Checkpoint, CheckpointPolicy};
+pub use collective::{Collective, SingleProcess};
+pub use distributed::step::CommTimes;
 pub use evaluate::{allocation, evaluate, evaluate_loss, forward, predict};
 pub use fit::{
     fit, fit_rows, fit_source, fit_with, EpochReport, Event, FitOptions, History, Interrupted,

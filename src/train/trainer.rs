@@ -3,9 +3,14 @@
 //! each epoch the host writes a (seeded) row order, then every step —
 //! gather, forward, masked losses, the weighted sum, backward, optimizer — is
 //! one recorded program, replayed `STEPS_PER_SUBMIT` steps per submit. Per-step
-//! losses accumulate in a device buffer read once per epoch.
+//! losses accumulate in a device buffer read once per epoch. As one rank of a
+//! data-parallel job the same ops, built for the rank's part of each batch,
+//! run as three programs around two all-reduces (`super::distributed`).
 
+use super::collective::Collective;
 use super::config::{OptimizerConfig, OptimizerKind, TrainConfig};
+use super::distributed::step::{CommTimes, Wiring};
+use super::distributed::Partition;
 use super::feed::Feed;
 use super::step::counts::StepCounts;
 use super::step::gather::{self, StepCursor};
@@ -14,16 +19,19 @@ use super::step::loss::{self, LossBuffers};
 use super::step::optimizer::{self, ParamBuffers};
 use super::step::StepShape;
 use super::weighting::{GradnormBufs, Weighter};
-use crate::backend::{Backend, ProgramId};
+use crate::backend::Backend;
 use crate::data::{Dataset, DatasetRef};
 use crate::model::Model;
 use crate::ops::{BufId, Op};
 use crate::{Error, Result};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
+use std::rc::Rc;
 
+mod program;
 mod state;
 mod train_rows;
+pub use program::{StepParts, StepProgram};
 pub use state::TrainerState;
 pub use train_rows::{check_data, check_source, TrainRows};
 
@@ -62,7 +70,10 @@ struct Buffers {
 pub struct Trainer {
     backend: Box<dyn Backend>,
     bufs: Buffers,
-    step: ProgramId,
+    step: StepProgram,
+    /// This rank's part of each global batch (None: a single process).
+    partition: Option<Partition>,
+    /// The global step's shape (the device's batches are a rank's part of it).
     shape: StepShape,
     shuffle: bool,
     rng: ChaCha8Rng,
@@ -105,15 +116,21 @@ impl Trainer {
             source,
             chunk_rows: None,
         };
-        Trainer::with_rows(backend, model, rows, cfg)
+        Trainer::with_rows(backend, model, rows, cfg, None)
     }
 
-    /// [`Trainer::new`] over rows read from a source, resident or streamed.
+    /// [`Trainer::new`] over rows read from a source, resident or streamed;
+    /// with a `collective` of more than one process, for one rank of a
+    /// data-parallel job: this rank trains its part of each global batch of
+    /// `cfg.batch_size` rows and the step's sums run across the ranks (see
+    /// `train::distributed`). Every rank must pass the same model, rows and
+    /// config.
     pub fn with_rows(
         mut backend: Box<dyn Backend>,
         model: &Model,
         rows: TrainRows,
         cfg: &TrainConfig,
+        collective: Option<Rc<dyn Collective>>,
     ) -> Result<Trainer> {
         let n = rows.rows();
         let weighter = Weighter::new(
@@ -123,6 +140,9 @@ impl Trainer {
             &model.network,
         )?;
         let shape = StepShape::new(n, cfg.batch_size, model.spec.tasks.len())?;
+        // A rank's device holds batches of its part of the global batch.
+        let partition = Partition::new(collective.as_ref(), &shape);
+        let dev = partition.as_ref().map_or(shape, |p| p.device_shape(&shape));
         let (b, spec) = (backend.as_mut(), &model.spec);
 
         // Buffers: parameters and optimizer state, the graph's activations,
@@ -132,59 +152,72 @@ impl Trainer {
         let graph =
             model
                 .network
-                .graph(b, spec, shape.batch, true, state.params, Some(state.grads))?;
+                .graph(b, spec, dev.batch, true, state.params, Some(state.grads))?;
         let widths = gather::device_label_widths(spec);
         let feed = train_rows::build_feed(b, model, rows, &shape, &graph.stacked, cfg.seed)?;
-        let order_len = feed.order_len(shape.steps_per_epoch, shape.batch);
-        let cursor = StepCursor::alloc(b, &shape, order_len)?;
-        let label_batch = gather::alloc_label_batch(b, spec, shape.batch, &widths)?;
-        let losses = LossBuffers::alloc(b, &shape, &graph)?;
+        let order_len = feed.order_len(shape.steps_per_epoch, shape.batch, dev.batch);
+        let cursor = StepCursor::alloc(b, &dev, order_len)?;
+        let label_batch = gather::alloc_label_batch(b, spec, dev.batch, &widths)?;
+        let losses = LossBuffers::alloc(b, &dev, &graph)?;
         let gradnorm = GradnormBufs::alloc(b, shape.tasks, losses.lambda, losses.out, state.grads)?;
 
         // The step, in order.
-        let row_source = cursor.rows(shape.batch, n, order_len);
-        let mut ops = feed
+        let row_source = cursor.rows(dev.batch, n, order_len);
+        let mut head = feed
             .device_rows()
             .gather_ops(&row_source, graph.x, &label_batch);
-        ops.extend(graph.forward.iter().cloned());
-        ops.extend(loss::loss_ops(
+        head.extend(graph.forward.iter().cloned());
+        let bagged = gather::bagged_members(spec);
+        head.extend(loss::loss_ops(
             spec,
-            &shape,
+            &dev,
             &graph,
             &label_batch,
-            gather::bagged_members(spec),
+            bagged,
             &losses,
         ));
-        ops.extend(weighter.before_reduce(state.params, losses.lambda));
-        ops.push(loss::reduce_op(&shape, &cursor, &losses));
-        ops.extend(weighter.after_reduce(
-            state.params,
-            cursor.counters,
-            losses.out,
-            state.grads,
-            losses.log,
-            shape.steps_per_epoch,
-        ));
-        ops.extend(loss::grad_scale_ops(spec, &shape, &graph, &losses));
-        ops.extend(graph.backward.iter().cloned());
-        ops.extend(weighter.after_backward(graph.rep_split, gradnorm));
+        let mut backward = loss::grad_scale_ops(spec, &dev, &graph, &losses);
+        backward.extend(graph.backward.iter().cloned());
         let grads_len = model.network.layout.len;
-        ops.push(guard::check_op(
+        let mut tail = vec![guard::check_op(
             &shape,
             grads_len,
             losses.out,
             state.grads,
             cursor.counters,
-        ));
-        ops.extend(optimizer::update_ops(
+        )];
+        tail.extend(optimizer::update_ops(
             model,
             &cfg.optimizer,
             &state,
             &cursor,
         ));
+        let parts = StepParts {
+            head,
+            before_reduce: weighter.before_reduce(state.params, losses.lambda),
+            reduce: loss::reduce_op(&dev, &cursor, &losses),
+            after_reduce: weighter.after_reduce(
+                state.params,
+                cursor.counters,
+                losses.out,
+                state.grads,
+                losses.log,
+                shape.steps_per_epoch,
+            ),
+            backward,
+            after_backward: weighter.after_backward(graph.rep_split, gradnorm),
+            tail,
+        };
 
-        let flops_per_step = ops.iter().map(Op::flops).sum();
-        let step = b.prepare(&ops)?;
+        let flops_per_step = parts.in_order().iter().map(Op::flops).sum();
+        let wiring = Wiring {
+            shape: &shape,
+            cursor: &cursor,
+            losses: &losses,
+            stacked: &graph.stacked,
+            grads: state.grads,
+        };
+        let step = StepProgram::prepare(b, parts, partition.clone(), wiring)?;
         Ok(Trainer {
             backend,
             bufs: Buffers {
@@ -195,6 +228,7 @@ impl Trainer {
                 initial: gradnorm.initial,
             },
             step,
+            partition,
             shape,
             shuffle: cfg.shuffle,
             rng: ChaCha8Rng::seed_from_u64(cfg.seed),
@@ -227,6 +261,11 @@ impl Trainer {
     /// Epochs trained so far.
     pub fn epoch(&self) -> usize {
         self.epoch
+    }
+
+    /// Where the distributed steps' time went so far (None for a single process).
+    pub fn comm_times(&self) -> Option<CommTimes> {
+        self.step.comm_times()
     }
 
     /// The backend this trainer runs on.
@@ -262,7 +301,7 @@ impl Trainer {
             Some(p) => p,
             None => {
                 let rng_pos = self.rng.get_word_pos();
-                let (rows, len) = (self.shape.rows, self.order_len);
+                let (rows, len) = (self.shape.rows, self.shape.order_len());
                 let plan = self.feed.plan(rows, len, self.shuffle, &mut self.rng);
                 state::Pending {
                     plan,
@@ -335,12 +374,16 @@ impl Trainer {
                 p.counts.truncate(first);
                 p.counts.extend(seg.counts);
                 if upload {
-                    self.write_order(first * batch, &seg.order)?;
+                    // A rank's part of each batch, at its place in the ring.
+                    match &self.partition {
+                        Some(p) => self.write_order(first * p.local, &p.local_order(&seg.order))?,
+                        None => self.write_order(first * batch, &seg.order)?,
+                    }
                 }
             }
             while p.done < end {
                 let k = (end - p.done).min(STEPS_PER_SUBMIT as usize);
-                self.backend.run(self.step, k as u32)?;
+                self.step.run(self.backend.as_mut(), k as u32)?;
                 p.done += k;
                 progress(p.done, steps);
                 if p.done < steps && stop() {

@@ -7,6 +7,7 @@ mod inspect;
 mod long_run;
 mod output;
 mod predict;
+mod ranks;
 mod train;
 
 use anyhow::Result;
@@ -148,7 +149,15 @@ fn run(cli: Cli) -> Result<()> {
                 every: checkpoint_every as usize,
                 resume,
             };
-            train::train(&config, init, out, log, &backend, quiet, long)
+            // Under an MPI launcher: this process is one rank of the job.
+            let ranks = ranks::Ranks::start()?;
+            let flags = train::Flags {
+                init,
+                out,
+                log,
+                quiet,
+            };
+            train::train(&config, flags, &backend, long, &ranks).map_err(|e| ranks.fail(e))
         }
         Command::Eval {
             model,

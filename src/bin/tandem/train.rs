@@ -3,6 +3,7 @@
 
 use super::long_run::{self, LongRun};
 use super::output::{check_distinct, check_some, Outputs};
+use super::ranks::Ranks;
 use anyhow::Result;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::{Path, PathBuf};
@@ -11,18 +12,37 @@ use tandem::train::feed::decide;
 use tandem::train::{fit_source, Checkpoint, CheckpointPolicy, FitOptions};
 use tandem::{BackendChoice, Config, EpochReport, Event, History, Model};
 
+/// The flags of `tandem train` besides the backend and the long-run ones.
+pub struct Flags {
+    pub init: Option<PathBuf>,
+    pub out: Option<PathBuf>,
+    pub log: Option<PathBuf>,
+    pub quiet: bool,
+}
+
 pub fn train(
     config: &Path,
-    init: Option<PathBuf>,
-    out: Option<PathBuf>,
-    log: Option<PathBuf>,
+    flags: Flags,
     backend: &str,
-    quiet: bool,
     long: LongRun,
+    ranks: &Ranks,
 ) -> Result<()> {
+    let Flags {
+        init,
+        out,
+        log,
+        quiet,
+    } = flags;
+    // Rank 0 alone prints and writes; the other ranks of a job train in silence.
+    let root = ranks.is_root();
+    let (out, log, quiet) = if root {
+        (out, log, quiet)
+    } else {
+        (None, None, true)
+    };
     check_some(&out, "--out")?;
     check_some(&log, "--log")?;
-    check_some(&long.checkpoint, "--checkpoint")?;
+    check_some(&long.checkpoint.clone().filter(|_| root), "--checkpoint")?;
     let named = [
         (&out, "--out"),
         (&log, "--log"),
@@ -34,6 +54,7 @@ pub fn train(
     check_distinct(&named)?;
     let choice: BackendChoice = backend.parse()?;
     let mut cfg = Config::load(config)?;
+    ranks.localize(&mut cfg);
     let split = open_split(&mut cfg)?;
     let mut model = Model::from_spec(&cfg.model, cfg.train.seed)
         .map_err(|e| anyhow::anyhow!("{}: {e}", config.display()))?;
@@ -46,7 +67,9 @@ pub fn train(
         None => None,
     };
     let existing = long_run::existing_log(log.as_deref(), resume.is_some())?;
-    let mut b = tandem::open_backend(choice)?;
+    // One GPU per rank on a node with several: the rank's index on its node picks it.
+    let adapter = (ranks.size() > 1).then(|| ranks.local_rank());
+    let mut b = tandem::backend::select::open_backend_at(choice, adapter)?;
     let (rows, batch) = (split.train.as_ref(), cfg.train.batch_size);
     let decision = match decide(&cfg.data.plan, b.as_ref(), &model.spec, rows, batch) {
         // `auto` picks the GPU only for a job it can hold (resident or streamed).
@@ -57,14 +80,20 @@ pub fn train(
         }
         d => d?,
     };
-    eprintln!(
-        "training {} on {} rows ({} validation) with {}; rows {}",
-        config.display(),
-        split.train.rows(),
-        split.valid.as_ref().map_or(0, |v| v.rows()),
-        b.describe(),
-        decision.why
-    );
+    if root {
+        eprintln!(
+            "training {} on {} rows ({} validation) with {}{}; rows {}",
+            config.display(),
+            split.train.rows(),
+            split.valid.as_ref().map_or(0, |v| v.rows()),
+            b.describe(),
+            match ranks.size() {
+                1 => String::new(),
+                p => format!(" on each of {p} ranks"),
+            },
+            decision.why
+        );
+    }
     let bar = progress_bar(quiet);
     let mut header_done = false;
     let mut last_loss = f32::NAN;
@@ -75,6 +104,7 @@ pub fn train(
         }),
         resume: resume.as_ref().zip(long.resume.as_deref()),
         stop: Some(long_run::stop_on_signals()),
+        collective: ranks.collective(),
     };
     let fitted = fit_source(
         &mut model,
@@ -91,7 +121,7 @@ pub fn train(
                 bar.set_message(format!("(last epoch loss {last_loss:.4})"));
                 bar.set_position(done as u64);
             }
-            Event::EpochEnd(r) => {
+            Event::EpochEnd(r) if root => {
                 last_loss = r.loss;
                 bar.suspend(|| {
                     if !header_done {
@@ -101,6 +131,7 @@ pub fn train(
                     println!("{}", metric_row(r));
                 });
             }
+            Event::EpochEnd(_) => {}
         },
     );
     bar.finish_and_clear();
@@ -109,15 +140,20 @@ pub fn train(
     if history.interrupted.is_some() {
         // The model is not finished: only the log so far, and the checkpoint fit wrote.
         save_outputs(&model, &history, None, log.as_deref(), existing)?;
-        interrupted(config, &long, out.as_deref(), log.as_deref());
+        if root {
+            interrupted(config, &long, out.as_deref(), log.as_deref());
+        }
+        ranks.exit(long_run::INTERRUPTED);
     }
-    print_early_stopping(&history);
-    print_final_metrics(&history);
+    if root {
+        print_early_stopping(&history);
+        print_final_metrics(&history);
+    }
     save_outputs(&model, &history, out.as_deref(), log.as_deref(), existing)
 }
 
-/// Says where a run stopped by a signal can resume, and exits with status 130.
-fn interrupted(config: &Path, long: &LongRun, out: Option<&Path>, log: Option<&Path>) -> ! {
+/// Says where a run stopped by a signal can resume (the caller exits with status 130).
+fn interrupted(config: &Path, long: &LongRun, out: Option<&Path>, log: Option<&Path>) {
     match &long.checkpoint {
         Some(ckpt) => eprintln!(
             "interrupted: checkpoint written to {}; resume with\n  {}",
@@ -126,7 +162,6 @@ fn interrupted(config: &Path, long: &LongRun, out: Option<&Path>, log: Option<&P
         ),
         None => eprintln!("interrupted; without --checkpoint there is nothing to resume from"),
     }
-    std::process::exit(long_run::INTERRUPTED)
 }
 
 /// Writes the model and the log to temporary files, and only once both are

@@ -152,12 +152,13 @@ impl Feed {
         }
     }
 
-    /// Length of the row order ring: the epoch's whole order when resident,
-    /// two shards' when streamed.
-    pub fn order_len(&self, steps_per_epoch: usize, batch: usize) -> usize {
+    /// Length of the row order ring on the device: the epoch's whole order
+    /// when resident, two shards' when streamed, in steps of `batch` global
+    /// rows of which the device holds `device_batch` (a rank's part).
+    pub fn order_len(&self, steps_per_epoch: usize, batch: usize, device_batch: usize) -> usize {
         match self {
-            Feed::Resident { .. } => steps_per_epoch * batch,
-            Feed::Streamed(s) => 2 * s.shard_rows.div_ceil(batch) * batch,
+            Feed::Resident { .. } => steps_per_epoch * device_batch,
+            Feed::Streamed(s) => 2 * s.shard_rows.div_ceil(batch) * device_batch,
         }
     }
 

@@ -113,7 +113,7 @@ impl Trainer {
         self.rng.set_word_pos(state.rng_word_pos);
         self.pending = None;
         if state.step_in_epoch > 0 {
-            let (rows, len) = (self.shape.rows, self.order_len);
+            let (rows, len) = (self.shape.rows, self.shape.order_len());
             let plan = self.feed.plan(rows, len, self.shuffle, &mut self.rng);
             self.pending = Some(Pending {
                 plan,
