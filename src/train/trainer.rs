@@ -176,38 +176,9 @@ impl Trainer {
             bagged,
             &losses,
         ));
-        let mut backward = loss::grad_scale_ops(spec, &dev, &graph, &losses);
-        backward.extend(graph.backward.iter().cloned());
-        let grads_len = model.network.layout.len;
-        let mut tail = vec![guard::check_op(
-            &shape,
-            grads_len,
-            losses.out,
-            state.grads,
-            cursor.counters,
-        )];
-        tail.extend(optimizer::update_ops(
-            model,
-            &cfg.optimizer,
-            &state,
-            &cursor,
-        ));
-        let parts = StepParts {
-            head,
-            before_reduce: weighter.before_reduce(state.params, losses.lambda),
-            reduce: loss::reduce_op(&dev, &cursor, &losses),
-            after_reduce: weighter.after_reduce(
-                state.params,
-                cursor.counters,
-                losses.out,
-                state.grads,
-                losses.log,
-                shape.steps_per_epoch,
-            ),
-            backward,
-            after_backward: weighter.after_backward(graph.rep_split, gradnorm),
-            tail,
-        };
+        let parts = step_parts(
+            model, cfg, &weighter, head, &shape, &dev, &graph, &state, &cursor, &losses, gradnorm,
+        );
 
         let flops_per_step = parts.in_order().iter().map(Op::flops).sum();
         let wiring = Wiring {
@@ -457,6 +428,52 @@ impl Trainer {
     pub fn optimizer_state(&mut self) -> Result<(Vec<f32>, Vec<f32>, Vec<f32>)> {
         let (b, p) = (self.backend.as_mut(), &self.bufs.state);
         Ok((b.read(p.m)?, b.read(p.v)?, b.read(p.grads)?))
+    }
+}
+
+/// The step's ops after the gather, forward and losses (`head`), in the
+/// groups a data-parallel step runs apart: the reduce and the weighting
+/// around it, the backward pass, then the guard and the optimizer.
+#[allow(clippy::too_many_arguments)]
+fn step_parts(
+    model: &Model,
+    cfg: &TrainConfig,
+    weighter: &Weighter,
+    head: Vec<Op>,
+    shape: &StepShape,
+    dev: &StepShape,
+    graph: &crate::model::graph::Graph,
+    state: &ParamBuffers,
+    cursor: &StepCursor,
+    losses: &LossBuffers,
+    gradnorm: GradnormBufs,
+) -> StepParts {
+    let mut backward = loss::grad_scale_ops(&model.spec, dev, graph, losses);
+    backward.extend(graph.backward.iter().cloned());
+    let grads_len = model.network.layout.len;
+    let mut tail = vec![guard::check_op(
+        shape,
+        grads_len,
+        losses.out,
+        state.grads,
+        cursor.counters,
+    )];
+    tail.extend(optimizer::update_ops(model, &cfg.optimizer, state, cursor));
+    StepParts {
+        head,
+        before_reduce: weighter.before_reduce(state.params, losses.lambda),
+        reduce: loss::reduce_op(dev, cursor, losses),
+        after_reduce: weighter.after_reduce(
+            state.params,
+            cursor.counters,
+            losses.out,
+            state.grads,
+            losses.log,
+            shape.steps_per_epoch,
+        ),
+        backward,
+        after_backward: weighter.after_backward(graph.rep_split, gradnorm),
+        tail,
     }
 }
 

@@ -7,9 +7,11 @@ use super::ranks::Ranks;
 use anyhow::Result;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::{Path, PathBuf};
+use tandem::data::DataSource;
 use tandem::io::open_split;
-use tandem::train::feed::decide;
+use tandem::train::feed::{decide, Decision};
 use tandem::train::{fit_source, Checkpoint, CheckpointPolicy, FitOptions};
+use tandem::Backend;
 use tandem::{BackendChoice, Config, EpochReport, Event, History, Model};
 
 /// The flags of `tandem train` besides the backend and the long-run ones.
@@ -67,19 +69,7 @@ pub fn train(
         None => None,
     };
     let existing = long_run::existing_log(log.as_deref(), resume.is_some())?;
-    // One GPU per rank on a node with several: the rank's index on its node picks it.
-    let adapter = (ranks.size() > 1).then(|| ranks.local_rank());
-    let mut b = tandem::backend::select::open_backend_at(choice, adapter)?;
-    let (rows, batch) = (split.train.as_ref(), cfg.train.batch_size);
-    let decision = match decide(&cfg.data.plan, b.as_ref(), &model.spec, rows, batch) {
-        // `auto` picks the GPU only for a job it can hold (resident or streamed).
-        Err(e) if matches!(choice, BackendChoice::Auto) && b.is_gpu() => {
-            eprintln!("warning: {e}; training on the CPU");
-            b = tandem::open_backend(BackendChoice::Cpu)?;
-            decide(&cfg.data.plan, b.as_ref(), &model.spec, rows, batch)?
-        }
-        d => d?,
-    };
+    let (b, decision) = open_backend(choice, ranks, &cfg, &model, split.train.as_ref())?;
     if root {
         eprintln!(
             "training {} on {} rows ({} validation) with {}{}; rows {}",
@@ -150,6 +140,30 @@ pub fn train(
         print_final_metrics(&history);
     }
     save_outputs(&model, &history, out.as_deref(), log.as_deref(), existing)
+}
+
+/// The backend the run trains on and how it holds the rows. One GPU per
+/// rank on a node with several (the rank's index on its node picks it);
+/// `auto` picks the GPU only for a job it can hold (resident or streamed).
+fn open_backend(
+    choice: BackendChoice,
+    ranks: &Ranks,
+    cfg: &Config,
+    model: &Model,
+    rows: &dyn DataSource,
+) -> Result<(Box<dyn Backend>, Decision)> {
+    let adapter = (ranks.size() > 1).then(|| ranks.local_rank());
+    let b = tandem::backend::select::open_backend_at(choice, adapter)?;
+    let batch = cfg.train.batch_size;
+    match decide(&cfg.data.plan, b.as_ref(), &model.spec, rows, batch) {
+        Err(e) if matches!(choice, BackendChoice::Auto) && b.is_gpu() => {
+            eprintln!("warning: {e}; training on the CPU");
+            let b = tandem::open_backend(BackendChoice::Cpu)?;
+            let d = decide(&cfg.data.plan, b.as_ref(), &model.spec, rows, batch)?;
+            Ok((b, d))
+        }
+        d => Ok((b, d?)),
+    }
 }
 
 /// Says where a run stopped by a signal can resume (the caller exits with status 130).
