@@ -212,6 +212,17 @@ fn two_and_three_ranks_train_a_multitask_model_as_one_process() {
 }
 
 #[test]
+fn ranks_streaming_shards_train_as_one_process_streaming_them() {
+    // 96 training rows in shards of 40 (2 global batches), shuffled: every
+    // rank streams every shard and trains its part of each batch.
+    let dir = scratch("mpi", "streamed");
+    write_data(&dir, "x.npy");
+    let streamed = "x.npy\"\nstream = true\nshard_rows = 40\n#";
+    let cfg = config(&dir, "trunk = [16]", "", streamed);
+    same_as_one_process(&dir, &cfg, "cpu", &[2], (1e-5, 1e-5));
+}
+
+#[test]
 fn two_and_three_ranks_train_an_mmoe_with_uncertainty_weighting_as_one_process() {
     let dir = scratch("mpi", "mmoe-uw");
     write_data(&dir, "x.npy");
