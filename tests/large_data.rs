@@ -269,16 +269,21 @@ fn a_streamed_run_stopped_mid_epoch_resumes_exactly() {
     let dir = std::env::temp_dir().join(format!("tandem-large-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let ckpt = dir.join("run.ckpt");
-    for b in backends() {
-        let hold = Hold::Streamed(40, None);
+    // Shards of 5 steps (the short last one anywhere in the shuffled order),
+    // stopped at a shard's end; shards of 37 steps (submissions of 32 and 5),
+    // stopped inside a shard.
+    for (b, (shard, stop_at)) in backends()
+        .into_iter()
+        .flat_map(|b| [(40, 10), (296, 32)].map(|c| (b, c)))
+    {
+        let hold = Hold::Streamed(shard, None);
         let (h, m) = train(&spec, &c, b, &rows, Some(&valid), hold);
         let whole = outcome(&h, &m);
-        // Stop in epoch 1 after the second submission (inside the second shard).
         let stop = AtomicBool::new(false);
         let mut model = Model::new(spec.clone(), c.seed);
         let first = fit_rows(
             &mut model,
-            streamed(&rows, 40),
+            streamed(&rows, shard),
             Some(ValidRows::Streamed(Box::new(valid.clone()))),
             &c,
             tandem::open_backend(b).unwrap(),
@@ -293,18 +298,23 @@ fn a_streamed_run_stopped_mid_epoch_resumes_exactly() {
             },
             &mut |e| {
                 if let tandem::Event::Progress { epoch: 1, done, .. } = e {
-                    stop.store(done >= 10, Ordering::SeqCst);
+                    stop.store(done >= stop_at, Ordering::SeqCst);
                 }
             },
         )
         .unwrap();
         let cut = first.interrupted.as_ref().expect("the run was stopped");
-        assert_eq!(cut.epoch, 1);
+        let what = format!("{b:?}, shards of {shard}");
+        assert_eq!(cut.epoch, 1, "{what}");
+        assert!(
+            (stop_at..h.steps_per_epoch).contains(&cut.steps.len()),
+            "{what}"
+        );
         let loaded = Checkpoint::load(&ckpt).unwrap();
         let mut model = Model::new(spec.clone(), c.seed);
         let rest = fit_rows(
             &mut model,
-            streamed(&rows, 40),
+            streamed(&rows, shard),
             Some(ValidRows::Streamed(Box::new(valid.clone()))),
             &c,
             tandem::open_backend(b).unwrap(),
