@@ -1,4 +1,4 @@
-//! Parquet tables: a `.parquet` file, a folder of them or a pattern (see [`files`]), read into
+//! Parquet tables: a `.parquet` file, a folder of them or a pattern (see `files`), read into
 //! the same string-cell [`Table`] as CSV so that preprocessing is shared. Only the named
 //! columns and the row groups a block overlaps are read, through the parquet crate's column
 //! readers.
