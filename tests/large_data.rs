@@ -280,29 +280,19 @@ fn a_streamed_run_stopped_mid_epoch_resumes_exactly() {
         let (h, m) = train(&spec, &c, b, &rows, Some(&valid), hold);
         let whole = outcome(&h, &m);
         let stop = AtomicBool::new(false);
-        let mut model = Model::new(spec.clone(), c.seed);
-        let first = fit_rows(
-            &mut model,
-            streamed(&rows, shard),
-            Some(ValidRows::Streamed(Box::new(valid.clone()))),
-            &c,
-            tandem::open_backend(b).unwrap(),
-            FitOptions {
-                checkpoint: Some(CheckpointPolicy {
-                    path: ckpt.clone(),
-                    every: 1,
-                }),
-                resume: None,
-                stop: Some(&stop),
-                collective: None,
-            },
-            &mut |e| {
-                if let tandem::Event::Progress { epoch: 1, done, .. } = e {
-                    stop.store(done >= stop_at, Ordering::SeqCst);
-                }
-            },
-        )
-        .unwrap();
+        let stopping = FitOptions {
+            checkpoint: Some(CheckpointPolicy {
+                path: ckpt.clone(),
+                every: 1,
+            }),
+            stop: Some(&stop),
+            ..Default::default()
+        };
+        let (first, _) = run_streamed(&spec, &c, b, (&rows, &valid), shard, stopping, &mut |e| {
+            if let tandem::Event::Progress { epoch: 1, done, .. } = e {
+                stop.store(done >= stop_at, Ordering::SeqCst);
+            }
+        });
         let cut = first.interrupted.as_ref().expect("the run was stopped");
         let what = format!("{b:?}, shards of {shard}");
         assert_eq!(cut.epoch, 1, "{what}");
@@ -311,22 +301,12 @@ fn a_streamed_run_stopped_mid_epoch_resumes_exactly() {
             "{what}"
         );
         let loaded = Checkpoint::load(&ckpt).unwrap();
-        let mut model = Model::new(spec.clone(), c.seed);
-        let rest = fit_rows(
-            &mut model,
-            streamed(&rows, shard),
-            Some(ValidRows::Streamed(Box::new(valid.clone()))),
-            &c,
-            tandem::open_backend(b).unwrap(),
-            FitOptions {
-                checkpoint: None,
-                resume: Some((&loaded, &ckpt)),
-                stop: None,
-                collective: None,
-            },
-            &mut |_| {},
-        )
-        .unwrap();
+        let resuming = FitOptions {
+            resume: Some((&loaded, &ckpt)),
+            ..Default::default()
+        };
+        let (rest, model) =
+            run_streamed(&spec, &c, b, (&rows, &valid), shard, resuming, &mut |_| {});
         // The steps from the resume point on, and the final weights, are
         // the uninterrupted run's.
         let resumed = outcome(&rest, &model);
@@ -356,10 +336,24 @@ fn a_streamed_run_stopped_mid_epoch_resumes_exactly() {
     std::fs::remove_dir_all(&dir).ok();
 }
 
-fn streamed(rows: &Dataset, shard_rows: usize) -> TrainRows<'static> {
-    TrainRows::Streamed {
+/// `fit_rows` of `spec` on `rows` and `valid`, both streamed, in shards of `shard_rows`.
+fn run_streamed(
+    spec: &ModelSpec,
+    cfg: &TrainConfig,
+    b: BackendChoice,
+    (rows, valid): (&Dataset, &Dataset),
+    shard_rows: usize,
+    opts: FitOptions,
+    on_event: &mut dyn FnMut(tandem::Event),
+) -> (History, Model) {
+    let mut model = Model::new(spec.clone(), cfg.seed);
+    let train = TrainRows::Streamed {
         source: Box::new(rows.clone()) as Box<dyn DataSource>,
         shard_rows,
         chunk_rows: None,
-    }
+    };
+    let valid = Some(ValidRows::Streamed(Box::new(valid.clone())));
+    let backend = tandem::open_backend(b).unwrap();
+    let h = fit_rows(&mut model, train, valid, cfg, backend, opts, on_event).unwrap();
+    (h, model)
 }

@@ -34,6 +34,7 @@ use prefetch::Prefetch;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use std::borrow::Cow;
 
 /// Rows read per block while uploading resident data.
 const UPLOAD_BLOCK_ROWS: usize = 65_536;
@@ -50,8 +51,9 @@ pub enum EpochPlan {
 
 /// One part of an epoch: its row order (indices into the rows on the device,
 /// padded to whole batches) and each of its steps' label counts.
-pub struct Segment {
-    pub order: Vec<u32>,
+pub struct Segment<'p> {
+    /// Resident: the plan's own order (not copied each epoch).
+    pub order: Cow<'p, [u32]>,
     pub counts: Vec<StepCounts>,
 }
 
@@ -209,18 +211,18 @@ impl Feed {
     /// reader) and, when `upload`, written to the device; the next shard of
     /// the plan is then asked for. Without `upload` only its order and
     /// counts are made (a resumed epoch's shards done before the stop).
-    pub fn segment(
+    pub fn segment<'p>(
         &mut self,
         b: &mut dyn Backend,
-        plan: &EpochPlan,
+        plan: &'p EpochPlan,
         i: usize,
         batch: usize,
         upload: bool,
-    ) -> Result<Segment> {
+    ) -> Result<Segment<'p>> {
         match (self, plan) {
             (Feed::Resident { counts, .. }, EpochPlan::Resident(order)) => Ok(Segment {
                 counts: counts.per_step(order, batch),
-                order: order.clone(),
+                order: Cow::Borrowed(order),
             }),
             (Feed::Streamed(s), EpochPlan::Streamed(shards)) => {
                 let (k, seed) = shards[i];
@@ -250,7 +252,7 @@ impl Streamed {
         seed: Option<u64>,
         batch: usize,
         upload: bool,
-    ) -> Result<Segment> {
+    ) -> Result<Segment<'static>> {
         let spec = &self.spec;
         let (first, len) = (k * self.shard_rows, self.shard_len(k));
         let block = self.reader.take(first, len)?;
@@ -266,7 +268,7 @@ impl Streamed {
         let counts = LabelCounts::new(dev.present, &self.stacked, self.masks.is_some());
         Ok(Segment {
             counts: counts.per_step(&order, batch),
-            order,
+            order: Cow::Owned(order),
         })
     }
 }
